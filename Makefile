@@ -1,0 +1,37 @@
+# Everything a fresh machine needs: `make demo` runs the service on the sample alerts,
+# `make test` runs lint, type checks and the whole test suite. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+SHARED ?= ../shared
+BIN := $(VENV)/bin
+export BTSBOT_SHARED ?= $(abspath $(SHARED))
+
+.PHONY: demo test lint typecheck pytest clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[export,dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	mkdir -p out
+	$(BIN)/btsbot-stream score $(SHARED)/data/ztf/alerts --models-dir $(SHARED)/models \
+		--out out/scores.jsonl
+	@echo "scores written to out/scores.jsonl"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check service tests deploy
+	$(BIN)/ruff format --check service tests deploy
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from btsbot_stream.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""ZTF alert packets: decoding, stamps, features. Knows nothing of Kafka or models."""

@@ -1,0 +1,170 @@
+"""``btsbot-stream bench``: alerts/s of one stage, measured the same way by anyone.
+
+Inputs are read into memory first, so file I/O is not measured. Each figure is the
+median of ``--repeat`` passes over all inputs. ``--baseline`` also measures the plain
+way (``fastavro.reader`` + astropy for decode/features; one alert per ``run`` call for
+score) on the same inputs, and prints the speed-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from btsbot_stream import __version__
+from btsbot_stream.alerts import reference
+from btsbot_stream.alerts.avro import AlertDecoder
+from btsbot_stream.alerts.exceptions import InvalidAlert
+from btsbot_stream.alerts.prepare import Prepared, stack
+from btsbot_stream.alerts.sources import expand, read_items
+from btsbot_stream.background import prefetch
+from btsbot_stream.cli import options
+from btsbot_stream.scoring import PreparedMessage, Scorer, load_scorer, prepare_message
+
+
+def _rate(n: int, fn: Callable[[], object], repeat: int) -> float:
+    """Median alerts/s of ``repeat`` timed calls of ``fn`` (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return n / statistics.median(times)
+
+
+def _reference_features(blobs: list[bytes]) -> None:
+    for data in blobs:
+        try:
+            for alert in reference.read_alerts(data):
+                reference.triplet(alert)
+                reference.metadata(alert)
+        except Exception:  # the baseline only needs to time the good ones
+            continue
+
+
+def _end_to_end(blobs: list[bytes], scorer: Scorer, batch: int) -> None:
+    decoder = AlertDecoder()
+
+    def chunks() -> Iterator[list[PreparedMessage]]:
+        for start in range(0, len(blobs), batch):
+            yield [prepare_message(decoder, d) for d in blobs[start : start + batch]]
+
+    for chunk in prefetch(chunks()):
+        scorer.score(chunk)
+
+
+def _valid_inputs(blobs: list[bytes]) -> list[Prepared]:
+    decoder = AlertDecoder()
+    items = []
+    for data in blobs:
+        for _, prepared in prepare_message(decoder, data).records:
+            if isinstance(prepared, Prepared):
+                items.append(prepared)
+    return items
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--stage",
+    type=click.Choice(["decode", "features", "score"]),
+    default="features",
+    show_default=True,
+    help="decode: Avro only; features: + triplet and metadata; "
+    "score: end to end through the models.",
+)
+@options.model_names
+@options.models_dir
+@options.device
+@options.threads
+@options.batch_size
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--baseline/--no-baseline", default=False, help="Also time the plain way.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(
+    paths: tuple[Path, ...],
+    stage: str,
+    model_names: tuple[str, ...],
+    models_dir: Path,
+    device: options.Device,
+    threads: int,
+    batch_size: int,
+    repeat: int,
+    baseline: bool,
+    as_json: bool,
+) -> None:
+    """Measure alerts/s of a stage on PATHS (files, folders, archives)."""
+    blobs = [item.data for item in read_items(expand(paths)) if item.failure is None]
+    decoder = AlertDecoder()
+    n = len(blobs)
+    result: dict[str, Any] = {
+        "stage": stage,
+        "alerts": n,
+        "repeat": repeat,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor()}",
+        "python": platform.python_version(),
+        "version": __version__,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["btsbot-stream", *sys.argv[1:]]),
+    }
+
+    def decode_all() -> None:
+        for data in blobs:
+            try:
+                decoder.decode(data)
+            except InvalidAlert:
+                continue
+
+    if stage == "decode":
+        result["alerts_per_s"] = _rate(n, decode_all, repeat)
+        if baseline:
+            result["baseline_alerts_per_s"] = _rate(
+                n, lambda: [reference.read_alerts(d) for d in blobs], repeat
+            )
+    elif stage == "features":
+        result["alerts_per_s"] = _rate(
+            n, lambda: [prepare_message(decoder, d) for d in blobs], repeat
+        )
+        if baseline:
+            result["baseline_alerts_per_s"] = _rate(n, lambda: _reference_features(blobs), repeat)
+    else:
+        scorer = load_scorer(model_names, models_dir, device, threads, batch_size)
+        triplets, meta = stack(_valid_inputs(blobs))
+        result["models"] = list(model_names)
+        result["providers"] = {m.name: m.provider for m in scorer.models}
+        result["batch_size"] = batch_size
+        result["model_only_alerts_per_s"] = _rate(
+            len(triplets), lambda: [m.predict(triplets, meta) for m in scorer.models], repeat
+        )
+        result["alerts_per_s"] = _rate(n, lambda: _end_to_end(blobs, scorer, batch_size), repeat)
+        result["fraction_of_model_only"] = (
+            result["alerts_per_s"] / result["model_only_alerts_per_s"]
+        )
+        if baseline:
+
+            def one_at_a_time() -> None:
+                for i in range(len(triplets)):
+                    for m in scorer.models:
+                        m.predict(triplets[i : i + 1], meta[i : i + 1])
+
+            result["baseline_alerts_per_s"] = _rate(len(triplets), one_at_a_time, repeat)
+    if "baseline_alerts_per_s" in result:
+        result["speedup"] = result["alerts_per_s"] / result["baseline_alerts_per_s"]
+    if as_json:
+        click.echo(json.dumps(result, default=float))
+        return
+    for key, value in result.items():
+        shown = f"{value:,.1f}" if isinstance(value, float | np.floating) else value
+        click.echo(f"{key:>26}: {shown}")

@@ -1,0 +1,87 @@
+"""Options shared by several commands (one definition, one default, one env var)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from btsbot_stream.config import Device, EngineSettings
+
+__all__ = ["Device"]
+
+_ENGINE = EngineSettings()  # the one place engine defaults live
+
+
+class _ListOption(click.Option):
+    """A repeatable option whose env var is a JSON list (as pydantic-settings reads it)
+    or space-separated names, so ``run`` and the other commands share one variable."""
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        text = rv.strip()
+        if text.startswith("["):
+            return [str(v) for v in json.loads(text)]
+        return text.split()
+
+
+models_dir = click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_ENGINE.models_dir,
+    show_default=True,
+    envvar="BTSBOT_ENGINE__MODELS_DIR",
+    show_envvar=True,
+    help="Model repository: cards (<name>.json) and .onnx files.",
+)
+model_names = click.option(
+    "--model",
+    "model_names",
+    cls=_ListOption,
+    multiple=True,
+    default=_ENGINE.models,
+    show_default=True,
+    envvar="BTSBOT_ENGINE__MODELS",
+    show_envvar=True,
+    help="Model to score with; repeat for several (env: JSON list or space-separated).",
+)
+device = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]),
+    default=_ENGINE.device,
+    show_default=True,
+    envvar="BTSBOT_ENGINE__DEVICE",
+    show_envvar=True,
+    help="ONNX Runtime provider; cuda/tensorrt fail when no GPU runs the model.",
+)
+threads = click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=_ENGINE.threads,
+    show_default=True,
+    envvar="BTSBOT_ENGINE__THREADS",
+    show_envvar=True,
+    help="ONNX Runtime intra-op threads per model (0: one per core).",
+)
+batch_size = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=_ENGINE.batch_size,
+    show_default=True,
+    envvar="BTSBOT_ENGINE__BATCH_SIZE",
+    show_envvar=True,
+    help="Alerts per inference batch.",
+)
+schema_dir = click.option(
+    "--schema-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    envvar="BTSBOT_SCHEMA_DIR",
+    show_envvar=True,
+    help="Schemas for Confluent wire-format messages: <dir>/<id>.avsc or <dir>/<id>/alert.avsc.",
+)
+schema_registry = click.option(
+    "--schema-registry",
+    envvar="BTSBOT_SCHEMA_REGISTRY",
+    show_envvar=True,
+    help="Confluent schema registry URL for wire-format messages.",
+)

@@ -1,0 +1,164 @@
+"""Settings: one frozen pydantic-settings model per concern, each field with exactly one
+default. Sources, highest first: ``BTSBOT_*`` environment variables (nested with ``__``,
+e.g. ``BTSBOT_KAFKA__BOOTSTRAP_SERVERS``), then the config file (TOML or YAML) given to
+``btsbot-stream run --config``. CLI options of other commands take their defaults from
+here, so a default is never written twice.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from btsbot_stream.errors import ConfigError
+
+Device = Literal["auto", "cpu", "cuda", "tensorrt"]
+
+
+class EngineSettings(BaseModel):
+    """Which models, where, on what hardware, in what batches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: tuple[str, ...] = ("btsbot-v1.0.1",)
+    models_dir: Path = Path("models")
+    device: Device = "auto"
+    threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads, 0: auto")
+    batch_size: int = Field(default=256, ge=1, description="largest inference batch")
+    max_wait_ms: int = Field(default=50, ge=0, description="longest a partial batch waits")
+    gpu_device_id: int = Field(default=0, ge=0)
+    warmup: bool = Field(default=True, description="run each batch bucket once at start")
+
+
+class KafkaSettings(BaseModel):
+    """Where alerts come from and where scored alerts go."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "btsbot-stream"
+    input_topics: tuple[str, ...] = ()
+    input_pattern: str | None = Field(
+        default=None, description="regex of input topics, e.g. ^ztf_\\d{8}_programid1$"
+    )
+    output_topic: str = "ztf_btsbot_scored"
+    dead_letter_topic: str = "ztf_btsbot_dead_letters"
+    compact_topic: str | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # Any librdkafka property (security.protocol, sasl.*, ssl.*...), applied to every
+    # client. Values are secrets: they are never logged.
+    properties: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_input(self) -> KafkaSettings:
+        if not self.input_topics and not self.input_pattern:
+            raise ValueError("set kafka.input_topics or kafka.input_pattern")
+        if self.input_pattern is not None:
+            try:
+                re.compile(self.input_pattern)
+            except re.error as exc:
+                raise ValueError(f"kafka.input_pattern is not a regex: {exc}") from exc
+        return self
+
+    def client_properties(self) -> dict[str, str]:
+        return {k: v.get_secret_value() for k, v in self.properties.items()}
+
+
+class DeliverySettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    max_in_flight: int = Field(default=2048, ge=1, description="alerts consumed, not committed")
+    commit_interval_ms: int = Field(default=1000, ge=10)
+    transactional_id: str | None = Field(
+        default=None, description="exactly-once: stable per instance (default: group + host)"
+    )
+
+
+class ObservabilitySettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metrics_port: int | None = Field(default=9108, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+
+class ServiceSettings(BaseSettings):
+    """Everything ``btsbot-stream run`` needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BTSBOT_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    kafka: KafkaSettings
+    engine: EngineSettings = EngineSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    schema_dir: Path | None = None
+    schema_registry: str | None = None
+
+    def redacted(self) -> dict[str, Any]:
+        """For logs: properties shown by name only."""
+        data = self.model_dump(mode="json")
+        data["kafka"]["properties"] = {k: "***" for k in self.kafka.properties}
+        return data
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """A TOML or YAML config file as a dict."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:
+        raise ConfigError(f"config file {path} does not parse: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table/mapping at the top")
+    return data
+
+
+def load(path: Path | None = None, **overrides: Any) -> ServiceSettings:
+    """Settings from environment + file (+ explicit overrides); ConfigError says what's wrong."""
+    base = read_file(path) if path else {}
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        base.setdefault(section, {})[name] = value
+    try:
+        return _with_file_below_env(base)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+def _with_file_below_env(file_values: dict[str, Any]) -> ServiceSettings:
+    # pydantic-settings gives init kwargs the highest priority; we want the environment
+    # to win over the file, so the file goes in as the lowest-priority source.
+    from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource
+
+    class _Settings(ServiceSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (env_settings, InitSettingsSource(settings_cls, file_values))
+
+    return _Settings()

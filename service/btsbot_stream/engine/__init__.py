@@ -1,0 +1,1 @@
+"""Model cards, ONNX Runtime sessions and batched scoring. Knows nothing of Kafka."""

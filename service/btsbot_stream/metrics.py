@@ -1,0 +1,66 @@
+"""Every Prometheus metric the service exports, defined once, with fixed label sets.
+
+The Grafana dashboard and the alert rules in ``deploy/`` use these names; a test checks
+them against what a running service actually exports.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+NAMESPACE = "btsbot"
+
+ALERTS_CONSUMED = Counter(
+    "alerts_consumed", "Alert messages read from the input topics", namespace=NAMESPACE
+)
+ALERTS_SCORED = Counter("alerts_scored", "Alerts scored, per model", ["model"], namespace=NAMESPACE)
+ALERTS_PUBLISHED = Counter(
+    "alerts_published", "Scored alerts acknowledged by the output topic", namespace=NAMESPACE
+)
+DEAD_LETTERS = Counter(
+    "dead_letters",
+    "Inputs sent to the dead-letter topic, by reason",
+    ["reason"],
+    namespace=NAMESPACE,
+)
+BATCH_SIZE = Histogram(
+    "batch_size",
+    "Alerts per inference batch",
+    namespace=NAMESPACE,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+INFERENCE_SECONDS = Histogram(
+    "inference_seconds",
+    "Wall time of one batch through one model",
+    ["model"],
+    namespace=NAMESPACE,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ALERT_LATENCY_SECONDS = Histogram(
+    "alert_latency_seconds",
+    "From the input message's Kafka timestamp to the output's broker acknowledgement",
+    namespace=NAMESPACE,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CONSUMER_LAG = Gauge(
+    "consumer_lag",
+    "High watermark minus position, per assigned input partition",
+    ["topic", "partition"],
+    namespace=NAMESPACE,
+)
+IN_FLIGHT = Gauge("in_flight_alerts", "Alerts consumed but not yet committed", namespace=NAMESPACE)
+PAUSED_PARTITIONS = Gauge(
+    "paused_partitions", "Input partitions paused by backpressure", namespace=NAMESPACE
+)
+EXECUTION_PROVIDER = Gauge(
+    "execution_provider",
+    "1 for the ONNX Runtime provider each model runs on",
+    ["model", "provider"],
+    namespace=NAMESPACE,
+)
+GPU_REQUESTED = Gauge(
+    "gpu_requested",
+    "1 when the configured device asks for a GPU (cuda/tensorrt)",
+    namespace=NAMESPACE,
+)
+BUILD = Info("build", "Service version and configuration summary", namespace=NAMESPACE)

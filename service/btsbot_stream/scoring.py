@@ -1,0 +1,144 @@
+"""Messages -> scores: decode, prepare, batch the valid alerts, run every model,
+scatter results back by index. Shared by the ``score`` CLI and the stream service.
+
+Only valid alerts reach the models; every input gets exactly one :class:`Outcome` per
+record (or one for an undecodable message), so counts always reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from btsbot_stream import metrics
+from btsbot_stream.alerts.avro import AlertDecoder, DecodedAlert
+from btsbot_stream.alerts.exceptions import InvalidAlert, Reject
+from btsbot_stream.alerts.features import METADATA_FEATURES
+from btsbot_stream.alerts.prepare import Prepared, identity, prepare, stack
+from btsbot_stream.engine.exceptions import ModelIntegrityError
+from btsbot_stream.engine.model import OnnxModel, load_model
+from btsbot_stream.engine.providers import Device
+from btsbot_stream.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result for one alert record (or one undecodable message)."""
+
+    alert: DecodedAlert | None
+    object_id: str | None = None
+    candid: int | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    reject: Reject | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reject is None
+
+
+@dataclass(slots=True)
+class PreparedMessage:
+    """A message after the CPU stage: its records with model inputs or rejects."""
+
+    records: list[tuple[DecodedAlert, Prepared | Reject]]
+    failure: Reject | None = None
+
+
+def check_models(models: Sequence[OnnxModel]) -> None:
+    """Refuse models whose metadata order differs from what we compute (fail at start)."""
+    for model in models:
+        features = model.card.metadata_features
+        if model.card.uses_metadata and tuple(features or ()) != METADATA_FEATURES:
+            raise ModelIntegrityError(
+                f"model {model.name!r} expects metadata {features}, this service computes "
+                f"{METADATA_FEATURES}"
+            )
+
+
+def prepare_message(decoder: AlertDecoder, data: bytes) -> PreparedMessage:
+    """The CPU-bound stage for one message (decode + stamps + features)."""
+    try:
+        alerts = decoder.decode(data)
+    except InvalidAlert as exc:
+        return PreparedMessage([], Reject.from_error(exc))
+    return PreparedMessage([(alert, prepare(alert)) for alert in alerts])
+
+
+class Scorer:
+    """Runs every model on a batch of prepared alerts."""
+
+    def __init__(self, models: Sequence[OnnxModel]) -> None:
+        check_models(models)
+        self.models = list(models)
+
+    def score(self, messages: Sequence[PreparedMessage]) -> list[list[Outcome]]:
+        """Outcomes per message, in input order (one per record, or one failure)."""
+        results: list[list[Outcome]] = []
+        valid: list[Prepared] = []
+        slots: list[Outcome] = []
+        for message in messages:
+            if message.failure is not None:
+                results.append([Outcome(None, reject=message.failure)])
+                continue
+            outcomes = []
+            for alert, prepared in message.records:
+                object_id, candid = identity(alert)
+                outcome = Outcome(alert, object_id, candid)
+                if isinstance(prepared, Reject):
+                    outcome.reject = prepared
+                else:
+                    valid.append(prepared)
+                    slots.append(outcome)
+                outcomes.append(outcome)
+            results.append(outcomes)
+        if valid:
+            self._run_models(valid, slots)
+        return results
+
+    def _run_models(self, valid: list[Prepared], slots: list[Outcome]) -> None:
+        triplets, meta = stack(valid)
+        metrics.BATCH_SIZE.observe(len(valid))
+        for model in self.models:
+            started = time.perf_counter()
+            try:
+                probabilities = model.predict(triplets, meta)
+            except Exception as exc:  # ONNX Runtime errors are not typed; isolate the batch
+                log.exception("model %s failed on a batch of %d", model.name, len(valid))
+                for outcome in slots:
+                    outcome.reject = Reject("inference_failed", f"{model.name}: {exc}")
+                return
+            metrics.INFERENCE_SECONDS.labels(model.name).observe(time.perf_counter() - started)
+            if len(probabilities) != len(slots):
+                raise ModelIntegrityError(
+                    f"model {model.name} returned {len(probabilities)} scores for {len(slots)}"
+                )
+            for outcome, p in zip(slots, probabilities.tolist(), strict=True):
+                outcome.scores[model.name] = p
+            metrics.ALERTS_SCORED.labels(model.name).inc(len(slots))
+        # NaN can only come from a broken model or input we did not foresee; never publish it.
+        for outcome in slots:
+            if any(not np.isfinite(v) for v in outcome.scores.values()):
+                outcome.reject = Reject("inference_failed", f"non-finite score {outcome.scores}")
+                outcome.scores = {}
+
+
+def load_scorer(
+    names: Sequence[str],
+    models_dir: Path,
+    device: Device = "auto",
+    threads: int = 0,
+    batch_size: int | None = None,
+) -> Scorer:
+    """Load and check every model (fails fast, with the fix, on any problem)."""
+    if not names:
+        raise ConfigError("no model given: pass --model NAME (e.g. btsbot-v1.0.1)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a model is named twice in {list(names)}")
+    return Scorer([load_model(n, models_dir, device, threads, batch_size) for n in names])
