@@ -44,7 +44,7 @@ class KafkaSettings(BaseModel):
     group_id: str = "btsbot-stream"
     input_topics: tuple[str, ...] = ()
     input_pattern: str | None = Field(
-        default=None, description="regex of input topics, e.g. ^ztf_\\d{8}_programid1$"
+        default=None, description="regex of input topics, e.g. ^ztf_[0-9]{8}_programid1$"
     )
     output_topic: str = "ztf_btsbot_scored"
     dead_letter_topic: str = "ztf_btsbot_dead_letters"
@@ -63,6 +63,12 @@ class KafkaSettings(BaseModel):
                 re.compile(self.input_pattern)
             except re.error as exc:
                 raise ValueError(f"kafka.input_pattern is not a regex: {exc}") from exc
+            if re.search(r"\\[dDwWsS]", self.input_pattern):
+                # librdkafka's regex engine has no Perl classes: \d silently matches nothing.
+                raise ValueError(
+                    "kafka.input_pattern: librdkafka regexes have no \\d, \\w or \\s; "
+                    "write [0-9], [A-Za-z0-9_] or [[:space:]] (e.g. ^ztf_[0-9]{8}_programid1$)"
+                )
         return self
 
     def client_properties(self) -> dict[str, str]:

@@ -1,0 +1,41 @@
+"""``btsbot-stream run``: the streaming service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from btsbot_stream import config, logs
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BTSBOT_CONFIG",
+    show_envvar=True,
+    help="TOML or YAML settings file; BTSBOT_* environment variables override it "
+    "(nested with '__', e.g. BTSBOT_KAFKA__BOOTSTRAP_SERVERS).",
+)
+@click.option(
+    "--exit-when-idle",
+    type=click.FloatRange(min=0),
+    envvar="BTSBOT_EXIT_WHEN_IDLE",
+    show_envvar=True,
+    help="Exit cleanly after this many seconds without input (backfills, tests).",
+)
+def run(config_path: Path | None, exit_when_idle: float | None) -> None:
+    """Consume ZTF alerts from Kafka, score them, publish every one with its scores.
+
+    Bad alerts go to the dead-letter topic with the reason. Offsets are committed only
+    once every output of an input is acknowledged (or in the same transaction, in
+    exactly-once mode). SIGTERM/SIGINT finish the batch, flush, commit and exit 0.
+    """
+    settings = config.load(config_path)
+    obs = settings.observability
+    logs.configure(obs.log_level, obs.log_format)
+    from btsbot_stream.stream.app import run_service  # Kafka clients load only here
+
+    run_service(settings, exit_when_idle)

@@ -1,0 +1,1 @@
+"""The Kafka service: consume alerts, score them in batches, republish, commit."""
