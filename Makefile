@@ -16,10 +16,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	mkdir -p out
-	$(BIN)/btsbot-stream score $(SHARED)/data/ztf/alerts --models-dir $(SHARED)/models \
-		--out out/scores.jsonl
-	@echo "scores written to out/scores.jsonl"
+	deploy/demo/run.sh $(BIN) $(abspath $(SHARED))
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check service tests deploy

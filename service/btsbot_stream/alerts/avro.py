@@ -53,8 +53,10 @@ class AlertSchema:
     def from_text(cls, text: str) -> AlertSchema:
         try:
             schema = json.loads(text)
-            writer = fastavro.parse_schema(schema, _write_hint=False)
-            reader = fastavro.parse_schema(_project(schema, {}), _write_hint=False)
+            # Parsed with fastavro's marker, so schemaless_reader does not parse them
+            # again on every message (that halves the decode time).
+            writer = fastavro.parse_schema(schema)
+            reader = fastavro.parse_schema(_project(schema))
         except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
             raise InvalidAlert("avro_malformed", f"embedded schema does not parse: {exc}") from exc
         return cls(text=text, writer=writer, reader=reader)
@@ -73,22 +75,22 @@ def _short_name(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def _project(node: Any, seen: dict[str, Any], top: bool = True) -> Any:
+def _project(node: Any, top: bool = True) -> Any:
     """Copy a schema keeping only the fields scoring reads (names and types unchanged)."""
     if isinstance(node, list):
-        return [_project(branch, seen, top=False) for branch in node]
+        return [_project(branch, top=False) for branch in node]
     if not isinstance(node, dict):
         return node
     kind = node.get("type")
     if kind == "array":
-        return {**node, "items": _project(node["items"], seen, top=False)}
+        return {**node, "items": _project(node["items"], top=False)}
     if kind == "map":
-        return {**node, "values": _project(node["values"], seen, top=False)}
+        return {**node, "values": _project(node["values"], top=False)}
     if kind != "record":
         return node
     keep = _TOP_LEVEL if top else _PROJECTION.get(_short_name(node["name"]))
     fields = [
-        {**f, "type": _project(f["type"], seen, top=False)}
+        {**f, "type": _project(f["type"], top=False)}
         for f in node["fields"]
         if keep is None or f["name"] in keep
     ]

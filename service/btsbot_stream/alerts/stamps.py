@@ -1,6 +1,6 @@
 """Cutout stamps: gzip-compressed FITS images -> the normalised 63x63x3 triplet.
 
-The fast path inflates with zlib, scans the primary header's 80-character cards and
+The fast path inflates with ISA-L (``isal``, about twice zlib's speed), scans the primary header's 80-character cards and
 views the data with ``numpy.frombuffer`` (~70 us a stamp against ~500 us through
 astropy). Anything it does not understand (extensions, odd BITPIX) goes to astropy,
 so unusual stamps are slower, never wrong. Tests hold both against a plain astropy
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from isal import isal_zlib
 
 from btsbot_stream.alerts.exceptions import InvalidAlert
 
@@ -27,39 +28,52 @@ _DTYPES = {-32: ">f4", -64: ">f8", 8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8"}
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
-def _header_cards(raw: bytes) -> tuple[dict[str, str], int]:
-    """Keyword -> raw value string of the primary header, and where the data starts."""
-    cards: dict[str, str] = {}
-    for offset in range(0, len(raw), _CARD):
-        card = raw[offset : offset + _CARD]
-        keyword = card[:8].rstrip().decode("ascii", "replace")
-        if keyword == "END":
-            data_start = -(-(offset + _CARD) // _BLOCK) * _BLOCK  # round up to a block
-            return cards, data_start
-        if card[8:10] == b"= ":
-            cards[keyword] = card[10:].split(b"/", 1)[0].strip().decode("ascii", "replace")
-    raise InvalidAlert("cutout_corrupt", "FITS header has no END card")
+_END = np.frombuffer(b"END     ", dtype=np.uint8)
+# The FITS standard (4.4.1) fixes the first cards of a primary header, in this order.
+_MANDATORY = (b"SIMPLE", b"BITPIX", b"NAXIS", b"NAXIS1", b"NAXIS2")
+
+
+def _card_value(card: bytes) -> str:
+    return card[10:].split(b"/", 1)[0].strip().decode("ascii", "replace")
+
+
+def _keyword(header: bytes, keyword: bytes) -> str | None:
+    """The value of ``keyword`` in a header, looking only at card boundaries."""
+    needle = keyword.ljust(8) + b"="
+    pos = header.find(needle)
+    while pos >= 0 and pos % _CARD:
+        pos = header.find(needle, pos + 1)
+    return None if pos < 0 else _card_value(header[pos : pos + _CARD])
 
 
 def _fast_fits(raw: bytes) -> np.ndarray | None:
-    """The primary image of a plain FITS file, or None if it needs the general reader."""
-    cards, start = _header_cards(raw)
+    """The primary image of a plain 2-D FITS file, or None if it needs the general reader."""
+    cards = np.frombuffer(raw, dtype=np.uint8, count=len(raw) // _CARD * _CARD)
+    is_end = (cards.reshape(-1, _CARD)[:, :8] == _END).all(axis=1)
+    if not is_end.any():
+        raise InvalidAlert("cutout_corrupt", "FITS header has no END card")
+    end_card = int(is_end.argmax())
+    header = raw[: (end_card + 1) * _CARD]
+    first = [header[i * _CARD : (i + 1) * _CARD] for i in range(min(5, end_card))]
+    if [c[:8].rstrip() for c in first] != list(_MANDATORY):
+        return None  # not a plain 2-D primary image: let astropy sort it out
+    simple, bitpix_text, naxis, width, height = (_card_value(c) for c in first)
     try:
-        bitpix = int(cards["BITPIX"])
-        naxis = int(cards["NAXIS"])
-        shape = tuple(int(cards[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
-    except (KeyError, ValueError):
+        bitpix, shape = int(bitpix_text), (int(height), int(width))
+    except ValueError:
         return None
-    if bitpix not in _DTYPES or cards.get("SIMPLE") != "T":
+    if simple != "T" or naxis != "2" or bitpix not in _DTYPES:
         return None
     dtype = np.dtype(_DTYPES[bitpix])
-    count = int(np.prod(shape)) if shape else 0
+    start = -(-len(header) // _BLOCK) * _BLOCK  # data begins at the next 2880-byte block
+    count = shape[0] * shape[1]
     if start + count * dtype.itemsize > len(raw):
         raise InvalidAlert(
             "cutout_corrupt", f"FITS data needs {count * dtype.itemsize} bytes, file is short"
         )
     data = np.frombuffer(raw, dtype=dtype, count=count, offset=start).reshape(shape)
-    scale, zero = float(cards.get("BSCALE", 1)), float(cards.get("BZERO", 0))
+    scale = float(_keyword(header, b"BSCALE") or 1)
+    zero = float(_keyword(header, b"BZERO") or 0)
     if bitpix > 0 or scale != 1 or zero != 0:
         return (data.astype(np.float64) * scale + zero).astype(np.float32)
     return data.astype(np.float32)  # native-endian copy
@@ -77,11 +91,11 @@ def _astropy_fits(raw: bytes) -> np.ndarray:
         raise InvalidAlert("cutout_corrupt", f"FITS does not parse: {exc}") from exc
     if data is None:
         raise InvalidAlert("cutout_corrupt", "FITS file holds no image")
-    return np.asarray(data, dtype=np.float32)
+    return np.array(data, dtype=np.float32)
 
 
 def read_stamp(stamp_data: bytes, name: str = "stamp") -> np.ndarray:
-    """Decode one ``stampData`` to a 2-D float32 image (NaN kept).
+    """Decode one ``stampData`` to a new 2-D float32 image (NaN kept).
 
     Raises :class:`InvalidAlert` with ``cutout_jpeg`` for JPEG prototypes and
     ``cutout_corrupt`` for damaged gzip or FITS.
@@ -89,12 +103,12 @@ def read_stamp(stamp_data: bytes, name: str = "stamp") -> np.ndarray:
     if stamp_data[:2] == b"\xff\xd8":
         raise InvalidAlert("cutout_jpeg", f"{name} is a JPEG (2016-18 prototype packet), not FITS")
     try:
-        raw = zlib.decompress(stamp_data, _GZIP_WBITS)
-    except zlib.error as exc:
+        raw = isal_zlib.decompress(stamp_data, _GZIP_WBITS)
+    except isal_zlib.error as exc:
         raise InvalidAlert("cutout_corrupt", f"{name} does not gunzip: {exc}") from exc
     image = _fast_fits(raw)
     if image is None:
-        image = _astropy_fits(raw)
+        image = _astropy_fits(raw)  # returns a fresh float32 array, as _fast_fits does
     fits_63 = image.ndim == 2 and all(0 < n <= STAMP_SIZE for n in image.shape)
     if not fits_63:
         raise InvalidAlert(
@@ -105,20 +119,27 @@ def read_stamp(stamp_data: bytes, name: str = "stamp") -> np.ndarray:
 
 def normalise(image: np.ndarray, name: str = "stamp") -> np.ndarray:
     """nan_to_num, divide by the L2 norm (float32), pad bottom/right to 63x63 with 1e-9."""
-    clean = np.nan_to_num(image.astype(np.float32, copy=False))
+    out = np.empty((STAMP_SIZE, STAMP_SIZE), dtype=np.float32)
+    _normalise_into(image.astype(np.float32), out, name)
+    return out
+
+
+def _normalise_into(image: np.ndarray, out: np.ndarray, name: str) -> None:
+    """Normalise ``image`` (a float32 array we own: changed in place) into ``out``."""
+    if not np.isfinite(image).all():  # one pass; nan_to_num only where needed
+        np.nan_to_num(image, copy=False)
     with np.errstate(over="ignore"):
-        norm = np.linalg.norm(clean)
+        norm = np.linalg.norm(image)
     if not norm > 0:
         raise InvalidAlert("cutout_corrupt", f"{name} is blank (norm {norm}): cannot normalise")
     # Templates with masked pixels at -FLT_MAX overflow the float32 norm to inf, and the
     # stamp becomes all zeros. That is what BTSbot computed in training: keep it.
-    clean /= norm
-    height, width = clean.shape
-    if (height, width) == (STAMP_SIZE, STAMP_SIZE):
-        return clean
-    padded = np.full((STAMP_SIZE, STAMP_SIZE), PAD_VALUE, dtype=np.float32)
-    padded[:height, :width] = clean
-    return padded
+    image /= norm
+    height, width = image.shape
+    out[:height, :width] = image
+    if (height, width) != (STAMP_SIZE, STAMP_SIZE):
+        out[height:, :] = PAD_VALUE
+        out[:height, width:] = PAD_VALUE
 
 
 def triplet(alert: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
@@ -129,5 +150,5 @@ def triplet(alert: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarr
         cutout = alert.get(name)
         if cutout is None or cutout.get("stampData") is None:
             raise InvalidAlert("cutout_missing", f"{name} is null (stripped stamps)")
-        out[:, :, channel] = normalise(read_stamp(cutout["stampData"], name), name)
+        _normalise_into(read_stamp(cutout["stampData"], name), out[:, :, channel], name)
     return out

@@ -50,7 +50,7 @@ def _register() -> None:
 
     main.add_command(score)
     main.add_command(bench)
-    for module, name in (("models", "models"), ("run", "run"), ("replay", "replay")):
+    for module, name in (("models", "models"), ("run", "run"), ("replay", "replay"), ("top", "top")):
         try:
             command = getattr(__import__(f"btsbot_stream.cli.{module}", fromlist=[name]), name)
         except ModuleNotFoundError as exc:

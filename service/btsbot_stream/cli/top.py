@@ -1,0 +1,50 @@
+"""``btsbot-stream top``: what the service published, and the best candidates."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+@click.command()
+@click.option(
+    "--bootstrap-servers",
+    default="127.0.0.1:9092",
+    show_default=True,
+    envvar="BTSBOT_KAFKA__BOOTSTRAP_SERVERS",
+    show_envvar=True,
+)
+@click.option(
+    "--topic",
+    default="ztf_btsbot_scored",
+    show_default=True,
+    envvar="BTSBOT_KAFKA__OUTPUT_TOPIC",
+    show_envvar=True,
+)
+@click.option(
+    "--dead-letter-topic",
+    default="ztf_btsbot_dead_letters",
+    show_default=True,
+    envvar="BTSBOT_KAFKA__DEAD_LETTER_TOPIC",
+    show_envvar=True,
+)
+@click.option("-n", "count", default=10, show_default=True, help="How many best alerts to list.")
+def top(bootstrap_servers: str, topic: str, dead_letter_topic: str, count: int) -> None:
+    """Count scored alerts and dead letters, list the highest-scoring alerts."""
+    from btsbot_stream.stream.summary import summarise
+
+    summary = summarise({"bootstrap.servers": bootstrap_servers}, topic, dead_letter_topic, count)
+    console = Console()
+    dead = sum(summary.dead_letters.values())
+    reasons = ", ".join(f"{r}={n}" for r, n in summary.dead_letters.most_common()) or "none"
+    console.print(
+        f"{summary.scored} scored alerts ({summary.distinct_candids} distinct candids) in "
+        f"{topic}; {dead} dead letters in {dead_letter_topic} ({reasons})"
+    )
+    table = Table(title=f"best {count} by score")
+    for column in ("score", "objectId", "candid", "model"):
+        table.add_column(column)
+    for score, obj, candid, model in summary.best:
+        table.add_row(f"{score:.4f}", obj, str(candid), model)
+    console.print(table)
