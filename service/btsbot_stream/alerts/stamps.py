@@ -1,10 +1,10 @@
 """Cutout stamps: gzip-compressed FITS images -> the normalised 63x63x3 triplet.
 
-The fast path inflates with ISA-L (``isal``, about twice zlib's speed), scans the primary header's 80-character cards and
-views the data with ``numpy.frombuffer`` (~70 us a stamp against ~500 us through
-astropy). Anything it does not understand (extensions, odd BITPIX) goes to astropy,
-so unusual stamps are slower, never wrong. Tests hold both against a plain astropy
-implementation on every stamp of the shared corpus.
+The fast path inflates with ISA-L (``isal``, about twice zlib's speed), reads the
+mandatory cards of the primary header and views the data with ``numpy.frombuffer``
+(several times faster than astropy). Anything it does not understand (extensions,
+odd BITPIX) goes to astropy, so unusual stamps are slower, never wrong. Tests hold
+both against a plain astropy implementation on every stamp of the shared corpus.
 """
 
 from __future__ import annotations
