@@ -9,7 +9,10 @@ from typing import Any
 import click
 
 from btsbot_stream import __version__, logs
+from btsbot_stream.config import ObservabilitySettings
 from btsbot_stream.errors import BtsbotError
+
+_OBSERVABILITY = ObservabilitySettings()  # the one place these defaults live
 
 
 class _Group(click.Group):
@@ -25,7 +28,7 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="btsbot-stream")
 @click.option(
     "--log-level",
-    default="INFO",
+    default=_OBSERVABILITY.log_level,
     show_default=True,
     envvar="BTSBOT_OBSERVABILITY__LOG_LEVEL",
     show_envvar=True,
@@ -33,7 +36,7 @@ class _Group(click.Group):
 )
 @click.option(
     "--log-format",
-    default="text",
+    default=_OBSERVABILITY.log_format,
     show_default=True,
     envvar="BTSBOT_OBSERVABILITY__LOG_FORMAT",
     show_envvar=True,
@@ -46,17 +49,13 @@ def main(log_level: str, log_format: logs.LogFormat) -> None:
 
 def _register() -> None:
     from btsbot_stream.cli.bench import bench
+    from btsbot_stream.cli.models import models
+    from btsbot_stream.cli.replay import replay
+    from btsbot_stream.cli.run import run
     from btsbot_stream.cli.score import score
+    from btsbot_stream.cli.top import top
 
-    main.add_command(score)
-    main.add_command(bench)
-    for module, name in (("models", "models"), ("run", "run"), ("replay", "replay"), ("top", "top")):
-        try:
-            command = getattr(__import__(f"btsbot_stream.cli.{module}", fromlist=[name]), name)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"btsbot_stream.cli.{module}":
-                raise
-            continue
+    for command in (score, bench, models, run, replay, top):
         main.add_command(command)
 
 
