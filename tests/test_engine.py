@@ -137,3 +137,28 @@ def test_card_whose_graph_disagrees_is_refused(tmp_path: Path):
     write_card(card, tmp_path)
     with pytest.raises(ModelIntegrityError, match=r"inputs \['image'\].*\['triplet'\]"):
         load_model("pixel", tmp_path, device="cpu")
+
+
+def test_batches_are_padded_to_buckets_and_results_unchanged(shared: Path, models_dir: Path):
+    triplets, meta, expected = _example(shared)
+    model = load_model("btsbot-v1.0.1", models_dir, device="cpu", buckets=(8, 64))
+    seen = []
+    run = model.session.run
+    model.session.run = lambda out, feeds: (
+        seen.append(len(next(iter(feeds.values())))) or run(out, feeds)
+    )
+    np.testing.assert_allclose(model.predict(triplets[:5], meta[:5]), expected[:5], atol=1e-6)
+    np.testing.assert_allclose(model.predict(triplets, meta), expected, atol=1e-6)
+    assert seen == [8, 64]  # 5 -> bucket 8, 39 -> bucket 64; padding rows dropped
+    model.warm_up()
+    assert seen[2:] == [8, 64]
+
+
+def test_missing_gpu_can_degrade_loudly(models_dir: Path, caplog: pytest.LogCaptureFixture):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA; the check is for CPU-only machines")
+    model = load_model("btsbot-v1.0.1", models_dir, device="cuda", degrade=True)
+    assert model.provider == "cpu"
+    assert "DEGRADED" in caplog.text

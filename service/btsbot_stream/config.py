@@ -32,7 +32,29 @@ class EngineSettings(BaseModel):
     batch_size: int = Field(default=256, ge=1, description="largest inference batch")
     max_wait_ms: int = Field(default=50, ge=0, description="longest a partial batch waits")
     gpu_device_id: int = Field(default=0, ge=0)
-    warmup: bool = Field(default=True, description="run each batch bucket once at start")
+    on_missing_gpu: Literal["fail", "degrade"] = Field(
+        default="fail",
+        description="device=cuda/tensorrt without a usable GPU: exit at start, or run on "
+        "the CPU with an error log (metrics and the GpuRequestedButCpu alert show it)",
+    )
+    batch_buckets: tuple[int, ...] = Field(
+        default=(),
+        description="pad batches to these sizes (GPU: fixed shapes, e.g. [64, 256, 1024])",
+    )
+    warmup: bool = Field(default=True, description="run each batch shape once at start")
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = "EXHAUSTIVE"
+    tensorrt_fp16: bool = False
+    tensorrt_cache_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _buckets_valid(self) -> EngineSettings:
+        if any(b < 1 for b in self.batch_buckets):
+            raise ValueError("engine.batch_buckets must be positive sizes")
+        if self.batch_buckets and max(self.batch_buckets) < self.batch_size:
+            raise ValueError(
+                f"engine.batch_buckets must include a size >= batch_size ({self.batch_size})"
+            )
+        return self
 
 
 class KafkaSettings(BaseModel):

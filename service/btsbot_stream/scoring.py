@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -20,9 +19,10 @@ from btsbot_stream.alerts.avro import AlertDecoder, DecodedAlert
 from btsbot_stream.alerts.exceptions import InvalidAlert, Reject
 from btsbot_stream.alerts.features import METADATA_FEATURES
 from btsbot_stream.alerts.prepare import Prepared, identity, prepare, stack
+from btsbot_stream.config import EngineSettings
 from btsbot_stream.engine.exceptions import ModelIntegrityError
 from btsbot_stream.engine.model import OnnxModel, load_model
-from btsbot_stream.engine.providers import Device
+from btsbot_stream.engine.providers import gpu_options
 from btsbot_stream.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -129,16 +129,32 @@ class Scorer:
                 outcome.scores = {}
 
 
-def load_scorer(
-    names: Sequence[str],
-    models_dir: Path,
-    device: Device = "auto",
-    threads: int = 0,
-    batch_size: int | None = None,
-) -> Scorer:
-    """Load and check every model (fails fast, with the fix, on any problem)."""
+def load_scorer(engine: EngineSettings) -> Scorer:
+    """Load, check and warm up every model (fails fast, with the fix, on any problem)."""
+    names = engine.models
     if not names:
         raise ConfigError("no model given: pass --model NAME (e.g. btsbot-v1.0.1)")
     if len(set(names)) != len(names):
         raise ConfigError(f"a model is named twice in {list(names)}")
-    return Scorer([load_model(n, models_dir, device, threads, batch_size) for n in names])
+    options = gpu_options(
+        engine.gpu_device_id,
+        engine.cudnn_conv_algo_search,
+        engine.tensorrt_fp16,
+        str(engine.tensorrt_cache_dir) if engine.tensorrt_cache_dir else None,
+    )
+    models = []
+    for name in names:
+        model = load_model(
+            name,
+            engine.models_dir,
+            engine.device,
+            engine.threads,
+            engine.batch_size,
+            options,
+            engine.batch_buckets,
+            engine.on_missing_gpu == "degrade",
+        )
+        if engine.warmup:
+            model.warm_up()
+        models.append(model)
+    return Scorer(models)

@@ -26,6 +26,7 @@ _BLOCK = 2880
 _CARD = 80
 _DTYPES = {-32: ">f4", -64: ">f8", 8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8"}
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
+_INFLATE_ERROR: type[Exception] = isal_zlib.error  # IsalError (untyped in its stubs)
 
 
 _END = np.frombuffer(b"END     ", dtype=np.uint8)
@@ -104,7 +105,7 @@ def read_stamp(stamp_data: bytes, name: str = "stamp") -> np.ndarray:
         raise InvalidAlert("cutout_jpeg", f"{name} is a JPEG (2016-18 prototype packet), not FITS")
     try:
         raw = isal_zlib.decompress(stamp_data, _GZIP_WBITS)
-    except isal_zlib.error as exc:
+    except _INFLATE_ERROR as exc:
         raise InvalidAlert("cutout_corrupt", f"{name} does not gunzip: {exc}") from exc
     image = _fast_fits(raw)
     if image is None:

@@ -30,6 +30,7 @@ from btsbot_stream.alerts.prepare import Prepared, stack
 from btsbot_stream.alerts.sources import expand, read_items
 from btsbot_stream.background import prefetch
 from btsbot_stream.cli import options
+from btsbot_stream.config import EngineSettings
 from btsbot_stream.scoring import PreparedMessage, Scorer, load_scorer, prepare_message
 
 
@@ -140,7 +141,15 @@ def bench(
         if baseline:
             result["baseline_alerts_per_s"] = _rate(n, lambda: _reference_features(blobs), repeat)
     else:
-        scorer = load_scorer(model_names, models_dir, device, threads, batch_size)
+        scorer = load_scorer(
+            EngineSettings(
+                models=model_names,
+                models_dir=models_dir,
+                device=device,
+                threads=threads,
+                batch_size=batch_size,
+            )
+        )
         triplets, meta = stack(_valid_inputs(blobs))
         result["models"] = list(model_names)
         result["providers"] = {m.name: m.provider for m in scorer.models}

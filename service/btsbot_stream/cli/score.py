@@ -19,6 +19,7 @@ from btsbot_stream.alerts.registry import make_registry
 from btsbot_stream.alerts.sources import expand, read_items
 from btsbot_stream.background import prefetch
 from btsbot_stream.cli import options
+from btsbot_stream.config import EngineSettings
 from btsbot_stream.scoring import Outcome, PreparedMessage, load_scorer, prepare_message
 
 Chunk = list[tuple[str, PreparedMessage]]
@@ -90,7 +91,15 @@ def score(
     objectId/candid when known}. Exits 0 when every input was read, even with per-alert
     errors; 1 on configuration or model problems.
     """
-    scorer = load_scorer(model_names, models_dir, device, threads, batch_size)
+    scorer = load_scorer(
+        EngineSettings(
+            models=model_names,
+            models_dir=models_dir,
+            device=device,
+            threads=threads,
+            batch_size=batch_size,
+        )
+    )
     decoder = AlertDecoder(make_registry(schema_dir, schema_registry))
     files = expand(paths)
     counts: collections.Counter[str] = collections.Counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,16 @@ class OnnxModel:
     threads : int
         ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core).
     max_batch : int or None
-        Largest batch given to one ``run`` call (default: the card's recommendation).
+        Largest batch given to one ``run`` call (default: the card's recommendation, or
+        the largest bucket).
     gpu_options : dict
         Per-provider options, e.g. ``{"CUDAExecutionProvider": {"device_id": 0}}``.
+    buckets : sequence of int
+        Batch sizes the session ever sees: a batch is padded up to the smallest bucket
+        that holds it, so a GPU pays each shape's first-run cost (cuDNN search, TensorRT
+        engine build) once, at warm-up, never on a live batch. Empty: no padding.
+    degrade : bool
+        A GPU asked for and missing: run on the CPU with an error log instead of failing.
     """
 
     def __init__(
@@ -49,19 +57,24 @@ class OnnxModel:
         threads: int = 0,
         max_batch: int | None = None,
         gpu_options: dict[str, Any] | None = None,
+        buckets: Sequence[int] = (),
+        degrade: bool = False,
     ) -> None:
         self.card = card
-        self.max_batch = max_batch or card.recommended_max_batch
+        self.buckets = sorted(set(buckets))
+        self.max_batch = (
+            self.buckets[-1] if self.buckets else (max_batch or card.recommended_max_batch)
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        requested = providers.resolve(device)
+        requested = providers.resolve(device, degrade)
         self.session = ort.InferenceSession(
             str(path),
             options,
             providers=providers.provider_options(requested, gpu_options or {}),
         )
-        self.provider = providers.check_active(self.session, requested, card.name)
+        self.provider = providers.check_active(self.session, requested, card.name, degrade)
         self._check_graph()
         self._dtype = np.float16 if card.input_dtype == "float16" else np.float32
         log.info("model %s loaded from %s on %s", card.name, path, self.provider)
@@ -105,7 +118,25 @@ class OnnxModel:
             out[start:stop] = self._run(triplets[start:stop], metadata[start:stop])
         return out
 
+    def warm_up(self) -> None:
+        """Run every batch shape once, so no live batch pays a first-shape cost."""
+        for size in self.buckets or [1, self.max_batch]:
+            self._run(np.zeros((size, 63, 63, 3), np.float32), np.zeros((size, 25), np.float32))
+
+    def _pad(self, triplets: np.ndarray, metadata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(triplets)
+        size = next((b for b in self.buckets if b >= n), n)
+        if size == n:
+            return triplets, metadata
+        extra = size - n
+        return (
+            np.concatenate([triplets, np.zeros((extra, *triplets.shape[1:]), triplets.dtype)]),
+            np.concatenate([metadata, np.zeros((extra, *metadata.shape[1:]), metadata.dtype)]),
+        )
+
     def _run(self, triplets: np.ndarray, metadata: np.ndarray) -> np.ndarray:
+        n = len(triplets)
+        triplets, metadata = self._pad(triplets, metadata)
         image = triplets if self.card.image_layout == "NHWC" else triplets.transpose(0, 3, 1, 2)
         feeds = {self.card.image_input: np.ascontiguousarray(image, dtype=self._dtype)}
         if self.card.metadata_input:
@@ -116,7 +147,7 @@ class OnnxModel:
             raise ModelIntegrityError(
                 f"model {self.name!r} returned shape {raw.shape}, expected (N, 1)"
             )
-        scores = values[:, 0]
+        scores = values[:n, 0]  # padding rows dropped
         return _sigmoid(scores) if self.card.output_kind == "logit" else scores
 
 
@@ -131,8 +162,10 @@ def load_model(
     threads: int = 0,
     max_batch: int | None = None,
     gpu_options: dict[str, Any] | None = None,
+    buckets: Sequence[int] = (),
+    degrade: bool = False,
 ) -> OnnxModel:
     """Find a model's card, check its file, open its session; fail fast with the fix."""
     card = find_card(name, models_dir)
     path = verify_file(card, models_dir)
-    return OnnxModel(card, path, device, threads, max_batch, gpu_options)
+    return OnnxModel(card, path, device, threads, max_batch, gpu_options, buckets, degrade)

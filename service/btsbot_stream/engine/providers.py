@@ -7,12 +7,14 @@ session we compare the providers it actually uses with what was asked for.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import onnxruntime as ort
 
 from btsbot_stream.engine.exceptions import ProviderError
 
+log = logging.getLogger(__name__)
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 
 # What each device setting asks ONNX Runtime for, best first.
@@ -32,11 +34,13 @@ def short_name(provider: str) -> str:
     return _SHORT.get(provider, provider)
 
 
-def resolve(device: Device) -> list[str]:
+def resolve(device: Device, degrade: bool = False) -> list[str]:
     """The provider list to give ONNX Runtime for a device setting.
 
     ``auto`` takes the best provider this onnxruntime build offers (TensorRT, CUDA, then
-    CPU); an explicit ``cuda`` or ``tensorrt`` fails when the build lacks it.
+    CPU). An explicit ``cuda`` or ``tensorrt`` the build lacks is an error, or with
+    ``degrade`` a loud fall-back to the CPU (the metrics then show a GPU requested and
+    the CPU in use, and the GpuRequestedButCpu alert fires).
     """
     available = set(ort.get_available_providers())
     if device == "auto":
@@ -47,26 +51,58 @@ def resolve(device: Device) -> list[str]:
                 break
     wanted = _PREFERENCES[device]
     if wanted[0] not in available:
-        raise ProviderError(
+        problem = (
             f"device {device!r} needs {wanted[0]}, but this onnxruntime offers only "
             f"{sorted(available)}; install the 'gpu' extra (onnxruntime-gpu) with matching "
             "CUDA/cuDNN libraries, or set device=cpu"
         )
+        if not degrade:
+            raise ProviderError(problem)
+        log.error("%s. DEGRADED: running on the CPU (engine.on_missing_gpu=degrade)", problem)
+        return ["CPUExecutionProvider"]
     return [p for p in wanted if p in available]
 
 
-def check_active(session: ort.InferenceSession, requested: list[str], model: str) -> str:
+def check_active(
+    session: ort.InferenceSession, requested: list[str], model: str, degrade: bool = False
+) -> str:
     """Return the provider that runs the model; raise if the first choice was dropped."""
     active = session.get_providers()
     if not active or active[0] != requested[0]:
-        raise ProviderError(
+        problem = (
             f"model {model!r}: asked for {requested[0]} but ONNX Runtime runs it on "
             f"{active[0] if active else 'nothing'}; check the CUDA/cuDNN/TensorRT libraries "
             "(ONNX Runtime logs why it fell back) or set device=cpu"
         )
+        if not degrade or not active:
+            raise ProviderError(problem)
+        log.error("%s. DEGRADED (engine.on_missing_gpu=degrade)", problem)
     return short_name(active[0])
 
 
-def provider_options(providers: list[str], gpu_options: dict[str, Any]) -> list[Any]:
+def provider_options(providers: list[str], options: dict[str, dict[str, Any]]) -> list[Any]:
     """Attach per-provider options (device id, cuDNN search...) to the provider list."""
-    return [(p, gpu_options.get(p, {})) for p in providers]
+    return [(p, options.get(p, {})) for p in providers]
+
+
+def gpu_options(
+    device_id: int = 0,
+    cudnn_conv_algo_search: str = "EXHAUSTIVE",
+    tensorrt_fp16: bool = False,
+    tensorrt_cache: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """CUDA and TensorRT provider options (ignored by the CPU provider).
+
+    EXHAUSTIVE cuDNN search costs time once per input shape, which is why batches are
+    padded to fixed buckets and every bucket is run once at start (warm-up).
+    """
+    trt: dict[str, Any] = {"device_id": device_id, "trt_fp16_enable": tensorrt_fp16}
+    if tensorrt_cache:
+        trt |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": tensorrt_cache}
+    return {
+        "CUDAExecutionProvider": {
+            "device_id": device_id,
+            "cudnn_conv_algo_search": cudnn_conv_algo_search,
+        },
+        "TensorrtExecutionProvider": trt,
+    }

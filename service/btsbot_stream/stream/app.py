@@ -34,10 +34,7 @@ def _export_engine_metrics(settings: ServiceSettings, scorer: Scorer) -> None:
 
 def run_service(settings: ServiceSettings, exit_when_idle: float | None = None) -> None:
     log.info("configuration: %s", settings.redacted())
-    engine = settings.engine
-    scorer = load_scorer(
-        engine.models, engine.models_dir, engine.device, engine.threads, engine.batch_size
-    )
+    scorer = load_scorer(settings.engine)
     decoder = AlertDecoder(make_registry(settings.schema_dir, settings.schema_registry))
     _export_engine_metrics(settings, scorer)
     health = Health()

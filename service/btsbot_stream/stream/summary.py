@@ -53,7 +53,7 @@ def _drain(config: KafkaConfig, topic: str, timeout: float) -> list[tuple[bytes 
                 for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
                     positions[tp.partition] = max(positions[tp.partition], tp.offset)
                 continue
-            positions[msg.partition()] = msg.offset() + 1  # type: ignore[index]
+            positions[msg.partition() or 0] = (msg.offset() or 0) + 1
             out.append((msg.key(), dict(msg.headers() or [])))
         return out
     finally:
