@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from isal import isal_zlib
@@ -26,7 +26,7 @@ _BLOCK = 2880
 _CARD = 80
 _DTYPES = {-32: ">f4", -64: ">f8", 8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8"}
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
-_INFLATE_ERROR: type[Exception] = isal_zlib.error  # IsalError (untyped in its stubs)
+_INFLATE_ERROR = cast("type[Exception]", isal_zlib.error)  # its stubs call it an instance
 
 
 _END = np.frombuffer(b"END     ", dtype=np.uint8)
