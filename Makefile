@@ -7,6 +7,8 @@ SHARED ?= ../shared
 BIN := $(VENV)/bin
 export BTSBOT_SHARED ?= $(abspath $(SHARED))
 
+KUSTOMIZE_VERSION := v5.7.1
+
 .PHONY: demo test lint typecheck pytest clean
 
 $(BIN)/.installed: pyproject.toml
@@ -25,7 +27,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed
+# kustomize renders the Kubernetes overlays for their schema tests (built once from the Go proxy).
+$(BIN)/kustomize: | $(BIN)/.installed
+	GOBIN=$(abspath $(BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+pytest: $(BIN)/.installed $(BIN)/kustomize
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -68,6 +68,8 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # "auto" means whatever works: it may end on the CPU without failing.
+        degrade = degrade or device == "auto"
         requested = providers.resolve(device, degrade)
         self.session = ort.InferenceSession(
             str(path),

@@ -135,6 +135,7 @@ class ScoringService:
                     self._commit(asynchronous=True)
                     last_commit = time.monotonic()
                 self._backpressure(consumer)
+                metrics.IN_FLIGHT.set(self.tracker.in_flight())
             if self._pending is not None:
                 self._publish(*self._pending)
                 self._pending = None
@@ -181,7 +182,6 @@ class ScoringService:
             self.tracker.consumed(tp, source.offset, len(outputs))
             for output in outputs:
                 self._produce(output, partial(self._on_delivery, tp, source))
-        metrics.IN_FLIGHT.set(self.tracker.in_flight())
 
     def _produce(self, output: OutputMessage, callback: Any) -> None:
         assert self._producer is not None

@@ -1,0 +1,227 @@
+"""Stream benchmarks through a real local Apache Kafka (results go in docs/benchmarks.md).
+
+1. sustained: N alerts already in the input topic, the service started; alerts/s between
+   the first and the last output (producer timestamps), against ``btsbot-stream bench
+   --stage score`` (the file-based end-to-end rate) on the same alerts.
+2. latency: alerts replayed at half the sustained rate; per-alert output time minus input
+   time (both Kafka CreateTime), p50/p99.
+3. burst: the service idle and warm, N alerts produced at once; time from the first
+   input to the last output.
+
+Usage: python deploy/bench/stream_bench.py --shared ../shared [--alerts 10000] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import fastavro
+import numpy as np
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "kafka"))
+from local_kafka import LocalKafka, _free_port  # noqa: E402
+
+
+def make_alerts(shared: Path, count: int, folder: Path) -> list[bytes]:
+    """``count`` real alerts (good ones, repeated under new candids), as packets."""
+    originals = []
+    for path in sorted((shared / "data/ztf/alerts").rglob("*.avro")):
+        with path.open("rb") as fh:
+            reader = fastavro.reader(fh)
+            (record,) = reader
+            if record["cutoutScience"]["stampData"][:2] != b"\xff\xd8":
+                originals.append((reader.writer_schema, record))
+    packets = []
+    for i in range(count):
+        schema, record = originals[i % len(originals)]
+        copy = i // len(originals)
+        record["candid"] = record["candidate"]["candid"] = record["candid"] % 10**17 + copy * 10**17
+        buf = io.BytesIO()
+        fastavro.writer(buf, schema, [record])
+        packets.append(buf.getvalue())
+        if i < 2000:  # enough for the file-based comparison
+            (folder / f"{i}.avro").write_bytes(buf.getvalue())
+    return packets
+
+
+def produce(bootstrap: str, topic: str, packets: list[bytes], rate: float | None = None) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    start = time.monotonic()
+    for i, packet in enumerate(packets):
+        while True:
+            try:
+                producer.produce(topic, packet)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+        if rate:
+            ahead = (i + 1) / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush(120)
+
+
+def read_timestamps(bootstrap: str, topic: str, expected: int, timeout: float) -> dict[int, int]:
+    """candid -> CreateTime (ms) of its first output, waiting for ``expected`` of them."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < expected and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        candid = int(dict(msg.headers())["ztf.candid"])
+        seen.setdefault(candid, msg.timestamp()[1])
+    consumer.close()
+    return seen
+
+
+def input_timestamps(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: dict[int, int] = {}
+    idle = 0
+    while idle < 6:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            idle += 1
+            continue
+        idle = 0
+        (record,) = fastavro.reader(io.BytesIO(msg.value()))
+        out[record["candid"]] = msg.timestamp()[1]
+    consumer.close()
+    return out
+
+
+def service(bootstrap: str, topic: str, out: str, shared: Path, tmp: Path, idle: float | None):
+    config = tmp / f"{out}.toml"
+    config.write_text(
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\ngroup_id = "{out}"\n'
+        f'input_topics = ["{topic}"]\noutput_topic = "{out}"\ndead_letter_topic = "{out}-dlq"\n'
+        f'[engine]\nmodels_dir = "{shared / "models"}"\ndevice = "cpu"\n'
+        f"[observability]\nmetrics_port = {_free_port()}\n"
+    )
+    args = [sys.executable, "-m", "btsbot_stream", "run", "--config", str(config)]
+    if idle is not None:
+        args += ["--exit-when-idle", str(idle)]
+    log = (tmp / f"{out}.log").open("w")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="btsbot-bench-"))
+    result: dict[str, object] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "command": "python deploy/bench/stream_bench.py " + " ".join(sys.argv[1:]),
+        "alerts": args.alerts,
+        "model": "btsbot-v1.0.1",
+    }
+    (tmp / "files").mkdir()
+    packets = make_alerts(args.shared, args.alerts, tmp / "files")
+    # the file-based reference on the same alerts
+    bench = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "btsbot_stream",
+            "bench",
+            str(tmp / "files"),
+            "--stage",
+            "score",
+            "--models-dir",
+            str(args.shared / "models"),
+            "--device",
+            "cpu",
+            "--repeat",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    file_rate = json.loads(bench.stdout)["alerts_per_s"]
+    result["score_cli_alerts_per_s"] = file_rate
+    with LocalKafka(port=_free_port(), data_dir=tmp / "kafka") as kafka:
+        b = kafka.bootstrap
+        admin = AdminClient({"bootstrap.servers": b})
+        for name in ("in-sustained", "in-latency", "in-burst"):
+            admin.create_topics([NewTopic(name, num_partitions=4)])[name].result(30)
+
+        produce(b, "in-sustained", packets)
+        proc = service(b, "in-sustained", "out-sustained", args.shared, tmp, idle=5)
+        stamps = read_timestamps(b, "out-sustained", len(packets), timeout=900)
+        proc.wait(300)
+        times = sorted(stamps.values())
+        rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
+        result["sustained_alerts_per_s"] = rate
+        result["fraction_of_score_cli"] = rate / file_rate
+
+        proc = service(b, "in-latency", "out-latency", args.shared, tmp, idle=None)
+        time.sleep(8)  # models loaded, group joined
+        n = int(rate / 2 * args.latency_seconds)
+        produce(b, "in-latency", packets[:n], rate=rate / 2)
+        outs = read_timestamps(b, "out-latency", n, timeout=300)
+        ins = input_timestamps(b, "in-latency", 4)
+        lat = np.array([outs[c] - ins[c] for c in outs if c in ins]) / 1000
+        result["latency_at_half_load"] = {
+            "rate_alerts_per_s": rate / 2,
+            "alerts": len(lat),
+            "p50_s": float(np.percentile(lat, 50)),
+            "p99_s": float(np.percentile(lat, 99)),
+        }
+        proc.terminate()
+        proc.wait(60)
+
+        proc = service(b, "in-burst", "out-burst", args.shared, tmp, idle=None)
+        time.sleep(8)
+        t0 = time.time()
+        producer = threading.Thread(target=produce, args=(b, "in-burst", packets))
+        producer.start()
+        outs = read_timestamps(b, "out-burst", len(packets), timeout=900)
+        producer.join()
+        result["burst"] = {
+            "alerts": len(outs),
+            "seconds_to_last_published": max(outs.values()) / 1000 - t0,
+        }
+        proc.terminate()
+        proc.wait(60)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

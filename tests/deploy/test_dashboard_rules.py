@@ -1,0 +1,309 @@
+"""The Grafana dashboard and the Prometheus rules read only metrics the service exports,
+with labels those metrics have, and cover what an operator needs to see."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import promql_parser
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+from tests.deploy.conftest import REPO, tool
+from tests.deploy.metric_names import (
+    DASHBOARD,
+    RULES,
+    SYNTHETIC,
+    TARGET_LABELS,
+    all_expressions,
+    base_name,
+    dashboard_expressions,
+    exported_metric_names,
+    exported_series_names,
+    label_matchers,
+    rule_expressions,
+    series_in,
+    used_metric_names,
+    used_series_names,
+)
+
+OPERATOR_GUIDE = REPO / "docs" / "operator-guide.md"
+PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+JOB = "btsbot-stream"
+
+
+def _where(name: str) -> list[str]:
+    return [e.where for e in all_expressions() if name in {base_name(s) for s in series_in(e)}]
+
+
+def test_every_expression_parses() -> None:
+    expressions = all_expressions()
+    assert len(expressions) > 20
+    for expression in expressions:
+        series_in(expression)  # raises ValueError naming the panel or rule
+
+
+def test_every_metric_used_is_exported(exposition: str) -> None:
+    unknown = used_metric_names() - exported_metric_names(exposition)
+    assert not unknown, {name: _where(name) for name in sorted(unknown)}
+
+
+def test_every_series_used_fits_its_metric_type(exposition: str) -> None:
+    unknown = used_series_names() - exported_series_names(exposition)
+    assert not unknown, {name: _where(base_name(name)) for name in sorted(unknown)}
+
+
+def _declared_labels() -> dict[str, tuple[str, set[str]]]:
+    """Series base name -> (metric type, label names) from btsbot_stream.metrics."""
+    from btsbot_stream import metrics
+
+    declared = {}
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            for family in metric.describe():
+                name = f"{family.name}_info" if family.type == "info" else family.name
+                declared[name] = (family.type, set(metric._labelnames))
+    return declared
+
+
+def test_label_matchers_name_labels_the_metric_has() -> None:
+    declared = _declared_labels()
+    wrong = []
+    for expression in all_expressions():
+        for series, label in label_matchers(expression):
+            if series in SYNTHETIC or label in TARGET_LABELS:
+                continue
+            kind, labels = declared[base_name(series)]
+            if kind == "histogram" and series.endswith("_bucket"):
+                labels = labels | {"le"}
+            if label not in labels:
+                wrong.append(f"{expression.where}: {series} has no label {label!r}")
+    assert not wrong, wrong
+
+
+def test_the_label_check_can_fail() -> None:
+    declared = _declared_labels()
+    assert "model" in declared["btsbot_execution_provider"][1]
+    assert "reason" not in declared["btsbot_execution_provider"][1]
+
+
+# --- the dashboard ------------------------------------------------------------------------
+
+
+def _dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def _panels(items: list[dict]) -> list[dict]:
+    out = []
+    for panel in items:
+        out.append(panel)
+        out += _panels(panel.get("panels", []))
+    return out
+
+
+def test_dashboard_shows_what_operators_need() -> None:
+    used = used_metric_names(dashboard_expressions())
+    needed = {
+        "btsbot_alerts_consumed",  # throughput
+        "btsbot_alerts_scored",
+        "btsbot_alerts_published",
+        "btsbot_consumer_lag",  # lag per partition
+        "btsbot_alert_latency_seconds",  # p50/p95/p99
+        "btsbot_dead_letters",  # by reason
+        "btsbot_batch_size",  # distribution
+        "btsbot_inference_seconds",  # per model
+        "btsbot_execution_provider",  # per model
+        "btsbot_gpu_requested",
+        "btsbot_in_flight_alerts",
+        "btsbot_paused_partitions",
+    }
+    assert needed <= used, needed - used
+    exprs = [e.promql for e in dashboard_expressions()]
+    for quantile in ("0.5", "0.95", "0.99"):
+        assert any(
+            f"histogram_quantile({quantile}," in e and "btsbot_alert_latency_seconds_bucket" in e
+            for e in exprs
+        ), f"no p{quantile} latency panel"
+    assert any("by (reason)" in e and "btsbot_dead_letters_total" in e for e in exprs)
+    assert any("partition" in e and "btsbot_consumer_lag" in e for e in exprs)
+    assert any("by (model" in e and "btsbot_inference_seconds" in e for e in exprs)
+
+
+def test_dashboard_is_tidy() -> None:
+    dashboard = _dashboard()
+    panels = _panels(dashboard["panels"])
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    assert dashboard["uid"] == "btsbot-stream"
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"datasource", "job", "instance"} <= variables
+    boxes = []
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, f"panel {panel['title']!r} is wider than the grid"
+        boxes.append((panel["title"], grid))
+        if panel["type"] == "row":
+            continue
+        assert panel.get("description"), f"panel {panel['title']!r} has no description"
+        # every query goes through the datasource variable, so the dashboard imports anywhere
+        for item in [panel, *panel.get("targets", [])]:
+            assert item["datasource"]["uid"] == "${datasource}", panel["title"]
+        for target in panel["targets"]:
+            assert 'job=~"$job"' in target["expr"] and 'instance=~"$instance"' in target["expr"]
+    for i, (title_a, a) in enumerate(boxes):
+        for title_b, b in boxes[i + 1 :]:
+            overlap_x = a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            overlap_y = a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+            assert not (overlap_x and overlap_y), f"panels {title_a!r} and {title_b!r} overlap"
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+def _rules() -> dict[str, dict]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"]}
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    anchors = set()
+    for line in markdown.splitlines():
+        match = re.match(r"^#{1,6}\s+(.*)$", line)
+        if match:
+            text = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower())
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+def test_rules_cover_the_failure_modes() -> None:
+    rules = _rules()
+    for alert in (
+        "BtsbotConsumerLagGrowing",
+        "BtsbotDeadLetterRateHigh",
+        "BtsbotNoOutputWhileInputFlows",
+        "BtsbotGpuRequestedButCpu",
+        "BtsbotStreamDown",
+    ):
+        assert alert in rules
+    gpu = next(e for e in rule_expressions() if e.where.endswith("/BtsbotGpuRequestedButCpu"))
+    assert {("btsbot_execution_provider", "provider"), ("btsbot_gpu_requested", "job")} <= (
+        label_matchers(gpu)
+    )
+    assert 'provider="cpu"' in gpu.promql and "btsbot_gpu_requested" in gpu.promql
+    down = next(e for e in rule_expressions() if e.where.endswith("/BtsbotStreamDown"))
+    assert "up" in series_in(down)
+
+
+def test_rules_are_well_formed_and_documented() -> None:
+    anchors = _anchors(OPERATOR_GUIDE.read_text())
+    for name, rule in _rules().items():
+        assert re.fullmatch(r"Btsbot[A-Za-z]+", name)
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
+        promql_parser.parse_duration(rule["for"])
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), name
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], name
+        page, _, anchor = annotations["runbook"].partition("#")
+        assert page == "docs/operator-guide.md" and anchor in anchors, (
+            f"{name}: runbook {annotations['runbook']!r} is not a heading of the guide"
+        )
+
+
+def test_rules_select_the_scrape_job() -> None:
+    """The rules filter on job="btsbot-stream": compose's job_name and, on Kubernetes,
+    the PodMonitor's jobLabel (the pod's app.kubernetes.io/name) must give that job."""
+    for expression in rule_expressions():
+        for _series, label in label_matchers(expression):
+            if label == "job":
+                assert f'job="{JOB}"' in expression.promql, expression.where
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {c["job_name"]: c for c in config["scrape_configs"]}
+    assert JOB in jobs
+    assert jobs[JOB]["dns_sd_configs"][0]["port"] == 9108
+    assert config["rule_files"] == ["/etc/prometheus/rules.yaml"]
+    podmonitor = yaml.safe_load((REPO / "deploy/k8s/base/podmonitor.yaml").read_text())
+    deployment = yaml.safe_load((REPO / "deploy/k8s/base/deployment.yaml").read_text())
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels[podmonitor["spec"]["jobLabel"]] == JOB
+
+
+# --- the rules' behaviour, where promtool is installed -----------------------------------
+
+_SERIES = {
+    # instance a: asked for a GPU, runs on the CPU, does not answer scrapes
+    'btsbot_execution_provider{provider="cpu", model="m", instance="a"}': "1x40",
+    'btsbot_gpu_requested{instance="a"}': "1x40",
+    'up{instance="a"}': "0x40",
+    # instance b: on its GPU; consumes, publishes nothing, dead-letters everything
+    'btsbot_execution_provider{provider="cuda", model="m", instance="b"}': "1x40",
+    'btsbot_gpu_requested{instance="b"}': "1x40",
+    'up{instance="b"}': "1x40",
+    'btsbot_alerts_consumed_total{instance="b"}': "0+100x40",
+    'btsbot_alerts_published_total{instance="b"}': "0x40",
+    'btsbot_dead_letters_total{instance="b", reason="cutout_jpeg"}': "0+100x40",
+    # lag grows on one topic and shrinks on another
+    'btsbot_consumer_lag{instance="b", topic="night1", partition="0"}': "20000+1000x40",
+    'btsbot_consumer_lag{instance="b", topic="night2", partition="0"}': "90000-1000x40",
+}
+_EXPECTED = {  # alert -> label sets that must fire at 35m (and nothing else)
+    "BtsbotGpuRequestedButCpu": [{"instance": "a", "model": "m", "provider": "cpu"}],
+    "BtsbotStreamDown": [{"instance": "a"}],
+    "BtsbotStreamAbsent": [],
+    "BtsbotNoOutputWhileInputFlows": [{}],
+    "BtsbotDeadLetterRateHigh": [{}],
+    "BtsbotConsumerLagGrowing": [{"topic": "night1"}],
+    "BtsbotConsumerStalled": [],
+    "BtsbotAlertLatencyHigh": [],
+}
+
+
+def test_rules_fire_when_they_should(tmp_path: Path) -> None:
+    """promtool's rule unit tests on a scenario; annotations are left out of the copy of
+    the rules it runs, so their wording can change freely. promtool is optional (building
+    it takes ~10 minutes): go install github.com/prometheus/prometheus/cmd/promtool."""
+    promtool = tool("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (optional)")
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    assert set(_EXPECTED) == set(_rules()), "add the new alert to the scenario"
+    job = {"job": JOB}
+    severity = {name: rule["labels"]["severity"] for name, rule in _rules().items()}
+    scenario = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": s.replace("{", '{job="btsbot-stream", '), "values": v}
+                    for s, v in _SERIES.items()
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "35m",
+                        "alertname": alert,
+                        "exp_alerts": [
+                            {"exp_labels": {**job, **labels, "severity": severity[alert]}}
+                            for labels in expected
+                        ],
+                    }
+                    for alert, expected in _EXPECTED.items()
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(scenario))
+    result = subprocess.run(
+        [promtool, "test", "rules", "test.yaml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,262 @@
+"""deploy/k8s: every manifest of the base and of each rendered overlay validates against
+the Kubernetes JSON schemas (strict: unknown fields fail) that kubernetes-validate ships,
+the CRDs (PodMonitor, ScaledObject, TriggerAuthentication) against structural schemas in
+tests/deploy/schemas, and the pieces agree: probes, ports, selectors, the GPU request,
+the service settings the pods will actually run with."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version
+from tests.deploy.conftest import K8S, REPO, container, one
+
+from btsbot_stream import config as service_config
+from btsbot_stream.stream.service import FLUSH_TIMEOUT_S
+
+SCHEMAS = Path(__file__).with_name("schemas")
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor.schema.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.schema.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentication.schema.json",
+}
+# The oldest Kubernetes we claim to support, and the newest schemas installed.
+K8S_VERSIONS = ("1.30", latest_version())
+KINDS = {
+    "ServiceAccount",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "PodDisruptionBudget",
+    "PodMonitor",
+    "ScaledObject",
+    "TriggerAuthentication",
+}
+
+
+def validation_errors(manifest: dict[str, Any]) -> list[str]:
+    """Schema errors of one manifest: Kubernetes kinds for every K8S_VERSIONS, CRDs
+    against their structural schema; an unknown kind is an error too."""
+    crd = CRD_SCHEMAS.get((manifest.get("apiVersion"), manifest.get("kind")))
+    if crd is not None:
+        schema = json.loads((SCHEMAS / crd).read_text())
+        return [
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in jsonschema.Draft202012Validator(schema).iter_errors(manifest)
+        ]
+    errors = []
+    for version in K8S_VERSIONS:
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"k8s {version}: {'/'.join(map(str, exc.path))}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            errors.append(f"k8s {version}: {exc.message}")
+    return errors
+
+
+def base_manifests() -> list[tuple[str, dict]]:
+    """Each manifest file of the base on its own (no kustomize needed)."""
+    found = []
+    for path in sorted((K8S / "base").glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            found.append((path.name, doc))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "manifest"), base_manifests(), ids=[n for n, _ in base_manifests()]
+)
+def test_base_manifest_validates(name: str, manifest: dict) -> None:
+    assert validation_errors(manifest) == []
+
+
+def test_rendered_overlay_validates(overlay: tuple[str, list[dict]]) -> None:
+    name, manifests = overlay
+    assert {m["kind"] for m in manifests} == KINDS
+    for manifest in manifests:
+        assert manifest["metadata"]["namespace"] == "btsbot"
+        assert validation_errors(manifest) == [], (name, manifest["kind"])
+
+
+def test_validation_can_fail() -> None:
+    deployment = dict(base_manifests())["deployment.yaml"]
+    broken = json.loads(json.dumps(deployment))
+    spec = broken["spec"]["template"]["spec"]
+    spec["containers"][0]["readinessProbe"]["periodSecond"] = 10  # typo: unknown field
+    spec["terminationGracePeriodSeconds"] = "90"  # wrong type
+    errors = validation_errors(broken)
+    assert any("periodSecond" in e for e in errors)
+    scaled = json.loads(json.dumps(dict(base_manifests())["scaledobject.yaml"]))
+    scaled["spec"]["maxReplicas"] = 3
+    scaled["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 2000  # KEDA wants strings
+    assert len(validation_errors(scaled)) == 2
+    assert validation_errors({"apiVersion": "example.com/v1", "kind": "Widget"})
+
+
+# --- how the pods run --------------------------------------------------------------------
+
+
+def _env(c: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def _dockerfile_uid(name: str) -> int:
+    text = (REPO / "docker" / name).read_text()
+    match = re.search(r"^ARG UID=(\d+)$", text, re.MULTILINE)
+    assert match, f"{name}: no ARG UID"
+    return int(match[1])
+
+
+def test_pod_security(overlay: tuple[str, list[dict]]) -> None:
+    _, manifests = overlay
+    deployment = one(manifests, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(deployment)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == _dockerfile_uid("Dockerfile")
+    assert pod["securityContext"]["runAsUser"] == _dockerfile_uid("Dockerfile.cuda")
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # a read-only root needs a writable /tmp
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_probes_ports_and_drain(overlay: tuple[str, list[dict]]) -> None:
+    _, manifests = overlay
+    deployment = one(manifests, "Deployment")
+    c = container(deployment)
+    settings = tomllib.loads(one(manifests, "ConfigMap")["data"]["config.toml"])
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["metrics"] == settings["observability"]["metrics_port"] == 9108
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["args"] == ["run", "--config", "/etc/btsbot/config.toml"]
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > FLUSH_TIMEOUT_S, "SIGKILL could land while the producer still flushes"
+    config_mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/btsbot")
+    assert config_mount["readOnly"] is True
+
+
+def test_selectors_match_the_pods(overlay: tuple[str, list[dict]]) -> None:
+    _, manifests = overlay
+    deployment = one(manifests, "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    port_names = {p["name"] for p in container(deployment)["ports"]}
+
+    def selects(selector: dict[str, str]) -> bool:
+        return selector.items() <= labels.items()
+
+    assert selects(deployment["spec"]["selector"]["matchLabels"])
+    assert selects(one(manifests, "Service")["spec"]["selector"])
+    assert selects(one(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"])
+    podmonitor = one(manifests, "PodMonitor")["spec"]
+    assert selects(podmonitor["selector"]["matchLabels"])
+    assert {e["port"] for e in podmonitor["podMetricsEndpoints"]} <= port_names
+    assert one(manifests, "Service")["spec"]["ports"][0]["targetPort"] in port_names
+
+
+def test_autoscaling_follows_the_consumer_group(overlay: tuple[str, list[dict]]) -> None:
+    name, manifests = overlay
+    deployment = one(manifests, "Deployment")
+    env = _env(container(deployment))
+    spec = one(manifests, "ScaledObject")["spec"]
+    assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    (trigger,) = spec["triggers"]
+    metadata = trigger["metadata"]
+    assert trigger["type"] == "kafka"
+    assert metadata["allowIdleConsumers"] == "false"
+    # KEDA reads the same bootstrap servers and group as the pods, from their env
+    assert metadata["bootstrapServersFromEnv"] == "BTSBOT_KAFKA__BOOTSTRAP_SERVERS"
+    assert metadata["consumerGroupFromEnv"] == "BTSBOT_KAFKA__GROUP_ID"
+    for variable in (metadata["bootstrapServersFromEnv"], metadata["consumerGroupFromEnv"]):
+        assert "value" in env[variable]
+    settings = tomllib.loads(one(manifests, "ConfigMap")["data"]["config.toml"])
+    assert metadata["offsetResetPolicy"] == settings["kafka"]["auto_offset_reset"]
+    if name == "gpu":
+        assert spec["maxReplicaCount"] <= 2 and metadata["lagThreshold"] == "10000"
+    text = (K8S / "base" / "scaledobject.yaml").read_text()
+    assert "consumer group" in text and "maxReplicaCount <= the partitions" in text
+
+
+def test_sasl_credentials_come_from_a_secret(overlay: tuple[str, list[dict]]) -> None:
+    _, manifests = overlay
+    env = _env(container(one(manifests, "Deployment")))
+    for prop, key in (("sasl.username", "username"), ("sasl.password", "password")):
+        ref = env[f"BTSBOT_KAFKA__PROPERTIES__{prop}"]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "btsbot-stream-kafka" and ref["key"] == key
+    auth = one(manifests, "TriggerAuthentication")["spec"]["secretTargetRef"]
+    assert {(r["parameter"], r["name"], r["key"]) for r in auth} == {
+        ("username", "btsbot-stream-kafka", "username"),
+        ("password", "btsbot-stream-kafka", "password"),
+    }
+
+
+def test_gpu_overlay_requests_a_gpu_and_refuses_the_cpu(overlay: tuple[str, list[dict]]) -> None:
+    name, manifests = overlay
+    c = container(one(manifests, "Deployment"))
+    env = _env(c)
+    resources = c["resources"]
+    if name == "gpu":
+        assert resources["requests"]["nvidia.com/gpu"] == 1
+        assert resources["limits"]["nvidia.com/gpu"] == 1
+        assert env["BTSBOT_ENGINE__DEVICE"]["value"] == "cuda"
+        assert c["image"].endswith("-cuda")
+    else:
+        assert "nvidia.com/gpu" not in json.dumps(resources)
+        assert env["BTSBOT_ENGINE__DEVICE"]["value"] == "cpu"
+        assert not c["image"].endswith("-cuda")
+
+
+def test_pods_run_a_valid_configuration(
+    overlay: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The ConfigMap's TOML plus the container's environment, as the pod will see them,
+    load through the service's own settings model; no setting has two sources."""
+    name, manifests = overlay
+    c = container(one(manifests, "Deployment"))
+    text = one(manifests, "ConfigMap")["data"]["config.toml"]
+    file_keys = {
+        f"BTSBOT_{section.upper()}__{key.upper()}"
+        for section, table in tomllib.loads(text).items()
+        for key in table
+    }
+    for variable in list(os.environ):
+        if variable.startswith("BTSBOT_"):
+            monkeypatch.delenv(variable)
+    for item in c["env"]:
+        assert item["name"].upper() not in file_keys, f"{item['name']} is also in config.toml"
+        source = item.get("valueFrom", {})
+        if "value" in item:
+            monkeypatch.setenv(item["name"], item["value"])
+        elif "resourceFieldRef" in source:
+            monkeypatch.setenv(item["name"], str(c["resources"]["requests"]["cpu"]))
+        elif "secretKeyRef" in source:
+            monkeypatch.setenv(item["name"], "from-the-secret")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    settings = service_config.load(path)
+    assert settings.engine.device == ("cuda" if name == "gpu" else "cpu")
+    assert settings.engine.threads == int(c["resources"]["requests"]["cpu"])
+    assert settings.kafka.client_properties()["sasl.username"] == "from-the-secret"
+    assert settings.kafka.bootstrap_servers.endswith(":9092")
+    assert "models_dir" not in tomllib.loads(text)["engine"], "the image sets it"
