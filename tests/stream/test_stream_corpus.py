@@ -7,14 +7,20 @@ import io
 import json
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import fastavro
 import pytest
 from kafka_helpers import read_topic
 from stream_support import Setup
+from tests.deploy.metric_names import exported_metric_names, used_metric_names
 
 from btsbot_stream.alerts.sources import expand, read_items
+from conftest import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -65,7 +71,9 @@ def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_l
     sent = int(done.stderr.split("replayed ")[1].split()[0])
     assert sent == len(cli_lines) == 721
 
+    setup.metrics_port = free_port()
     service = setup.start(idle=4)
+    scrapes = _scrape_while_running(service, setup.metrics_port)
     assert service.wait(300) == 0, service.log_text()[-3000:]
     scored = read_topic(kafka.bootstrap, setup.output_topic)
     dead = read_topic(kafka.bootstrap, setup.dead_letter_topic)
@@ -98,7 +106,42 @@ def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_l
     assert all(record.value in inputs for record in dead)  # the original bytes, unchanged
     reasons = sorted(r.headers["error.reason"].decode() for r in dead)
     assert reasons == sorted(line["error"] for line in cli_errors)
+
     for record in dead:
         assert record.headers["source.topic"].decode() == setup.input_topic
         assert int(record.headers["source.offset"]) >= 0
         assert record.headers["error.message"]
+
+    # The endpoints and the metrics of the running service
+    assert scrapes["/healthz"] == 200 and scrapes["/readyz"] == 200
+    text = scrapes["/metrics"]
+    assert _sample(text, "btsbot_alerts_consumed_total") == sent
+    assert _sample(text, "btsbot_alerts_published_total") == len(scored)
+    assert _sample(text, 'btsbot_alerts_scored_total{model="btsbot-v1.0.1"}') == len(scored)
+    for reason, count in Counter(reasons).items():
+        assert _sample(text, f'btsbot_dead_letters_total{{reason="{reason}"}}') == count
+    assert _sample(text, 'btsbot_execution_provider{model="btsbot-v1.0.1",provider="cpu"}') == 1
+    # every metric the dashboard and the alert rules use is one this service exports
+    missing = used_metric_names() - exported_metric_names(text)
+    assert not missing, f"dashboard/rules use metrics the service does not export: {missing}"
+
+
+def _scrape_while_running(service, port: int) -> dict:
+    """Last answers of the HTTP endpoints before the process exits (idle exit)."""
+    last: dict = {}
+    while service.proc.poll() is None:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                    last[path] = r.read().decode() if path == "/metrics" else r.status
+            except (OSError, urllib.error.HTTPError):
+                continue
+        time.sleep(0.2)
+    return last
+
+
+def _sample(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{series} not in the scrape")
