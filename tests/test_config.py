@@ -60,7 +60,9 @@ def test_run_with_bad_config_exits_1_with_the_message(tmp_path: Path):
     path = _toml(tmp_path, '[kafka]\ninput_topics=["t"]\n[engine]\nmodels_dir = "/nonexistent"\n')
     done = subprocess.run(
         [sys.executable, "-m", "btsbot_stream", "run", "--config", str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1
     assert "btsbot-v1.0.1.onnx not found" in done.stderr
