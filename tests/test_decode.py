@@ -130,3 +130,43 @@ def test_not_avro_at_all():
     with pytest.raises(InvalidAlert) as err:
         AlertDecoder().decode(b"")
     assert err.value.reason == "avro_truncated"
+
+
+def test_wire_format_with_http_schema_registry(official):
+    """A Confluent-compatible registry on loopback: GET /schemas/ids/{id}."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from btsbot_stream.alerts.registry import HttpSchemaRegistry
+
+    schema = official["4.02"]
+    requests: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            found = self.path == "/schemas/ids/42"
+            body = json.dumps({"schema": json.dumps(schema)} if found else {"error_code": 40403})
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        decoder = AlertDecoder(HttpSchemaRegistry(f"http://127.0.0.1:{server.server_port}"))
+        record = generate_one(schema)
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), record)
+        message = b"\x00" + (42).to_bytes(4, "big") + buf.getvalue()
+        for _ in range(3):
+            assert decoder.decode(message)[0].record["candid"] == record["candid"]
+        assert requests == ["/schemas/ids/42"]  # fetched once, then cached
+        with pytest.raises(InvalidAlert) as err:
+            decoder.decode(b"\x00" + (7).to_bytes(4, "big") + buf.getvalue())
+        assert err.value.reason == "schema_unknown"
+    finally:
+        server.shutdown()
