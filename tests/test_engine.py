@@ -95,22 +95,26 @@ def _pixel_logit_model(path: Path) -> None:
     onnx.save(model, path)
 
 
-def test_nchw_logit_model_gets_transposed_input_and_sigmoid(tmp_path: Path):
-    path = tmp_path / "pixel.onnx"
-    _pixel_logit_model(path)
+def _write_pixel_card(path: Path, image_input: str) -> None:
     card = ModelCard(
         name="pixel",
         version="0",
-        file="pixel.onnx",
+        file=path.name,
         sha256=sha256_of(path),
         architecture="test",
-        image_input="image",
+        image_input=image_input,
         image_layout="NCHW",
         output="logits",
         output_kind="logit",
-        source=ModelSource(kind="local", path=str(tmp_path)),
+        source=ModelSource(kind="local", path=str(path.parent)),
     )
-    write_card(card, tmp_path)
+    write_card(card, path.parent)
+
+
+def test_nchw_logit_model_gets_transposed_input_and_sigmoid(tmp_path: Path):
+    path = tmp_path / "pixel.onnx"
+    _pixel_logit_model(path)
+    _write_pixel_card(path, image_input="image")
     model = load_model("pixel", tmp_path, device="cpu", max_batch=3)
     rng = np.random.default_rng(1)
     triplets = rng.normal(scale=3, size=(10, 63, 63, 3)).astype(np.float32)  # NHWC
@@ -122,19 +126,7 @@ def test_nchw_logit_model_gets_transposed_input_and_sigmoid(tmp_path: Path):
 def test_card_whose_graph_disagrees_is_refused(tmp_path: Path):
     path = tmp_path / "pixel.onnx"
     _pixel_logit_model(path)
-    card = ModelCard(
-        name="pixel",
-        version="0",
-        file="pixel.onnx",
-        sha256=sha256_of(path),
-        architecture="test",
-        image_input="triplet",
-        image_layout="NCHW",
-        output="logits",
-        output_kind="logit",
-        source=ModelSource(kind="local"),
-    )
-    write_card(card, tmp_path)
+    _write_pixel_card(path, image_input="triplet")
     with pytest.raises(ModelIntegrityError, match=r"inputs \['image'\].*\['triplet'\]"):
         load_model("pixel", tmp_path, device="cpu")
 

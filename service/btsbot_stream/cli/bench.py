@@ -86,22 +86,14 @@ def _valid_inputs(blobs: list[bytes]) -> list[Prepared]:
     help="decode: Avro only; features: + triplet and metadata; "
     "score: end to end through the models.",
 )
-@options.model_names
-@options.models_dir
-@options.device
-@options.threads
-@options.batch_size
+@options.engine_options
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--baseline/--no-baseline", default=False, help="Also time the plain way.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(
     paths: tuple[Path, ...],
     stage: str,
-    model_names: tuple[str, ...],
-    models_dir: Path,
-    device: options.Device,
-    threads: int,
-    batch_size: int,
+    engine: EngineSettings,
     repeat: int,
     baseline: bool,
     as_json: bool,
@@ -141,23 +133,17 @@ def bench(
         if baseline:
             result["baseline_alerts_per_s"] = _rate(n, lambda: _reference_features(blobs), repeat)
     else:
-        scorer = load_scorer(
-            EngineSettings(
-                models=model_names,
-                models_dir=models_dir,
-                device=device,
-                threads=threads,
-                batch_size=batch_size,
-            )
-        )
+        scorer = load_scorer(engine)
         triplets, meta = stack(_valid_inputs(blobs))
-        result["models"] = list(model_names)
+        result["models"] = list(engine.models)
         result["providers"] = {m.name: m.provider for m in scorer.models}
-        result["batch_size"] = batch_size
+        result["batch_size"] = engine.batch_size
         result["model_only_alerts_per_s"] = _rate(
             len(triplets), lambda: [m.predict(triplets, meta) for m in scorer.models], repeat
         )
-        result["alerts_per_s"] = _rate(n, lambda: _end_to_end(blobs, scorer, batch_size), repeat)
+        result["alerts_per_s"] = _rate(
+            n, lambda: _end_to_end(blobs, scorer, engine.batch_size), repeat
+        )
         result["fraction_of_model_only"] = (
             result["alerts_per_s"] / result["model_only_alerts_per_s"]
         )

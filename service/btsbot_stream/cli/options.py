@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from btsbot_stream.config import Device, EngineSettings
+from btsbot_stream.config import Device, EngineSettings, KafkaSettings
 
 __all__ = ["Device"]
 
@@ -84,4 +87,40 @@ schema_registry = click.option(
     envvar="BTSBOT_SCHEMA_REGISTRY",
     show_envvar=True,
     help="Confluent schema registry URL for wire-format messages.",
+)
+
+
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the engine options to a command, which receives them as ``engine``."""
+
+    @functools.wraps(command)
+    def with_engine(
+        *args: Any,
+        model_names: tuple[str, ...],
+        models_dir: Path,
+        device: Device,
+        threads: int,
+        batch_size: int,
+        **kwargs: Any,
+    ) -> Any:
+        engine = EngineSettings(
+            models=model_names,
+            models_dir=models_dir,
+            device=device,
+            threads=threads,
+            batch_size=batch_size,
+        )
+        return command(*args, engine=engine, **kwargs)
+
+    for option in (batch_size, threads, device, models_dir, model_names):
+        with_engine = option(with_engine)
+    return with_engine
+
+
+bootstrap_servers = click.option(
+    "--bootstrap-servers",
+    default=KafkaSettings.model_fields["bootstrap_servers"].default,
+    show_default=True,
+    envvar="BTSBOT_KAFKA__BOOTSTRAP_SERVERS",
+    show_envvar=True,
 )

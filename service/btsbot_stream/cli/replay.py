@@ -10,18 +10,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from btsbot_stream.alerts.sources import expand, read_items
+from btsbot_stream.cli import options
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--topic", required=True, envvar="BTSBOT_REPLAY_TOPIC", show_envvar=True)
-@click.option(
-    "--bootstrap-servers",
-    default="127.0.0.1:9092",
-    show_default=True,
-    envvar="BTSBOT_KAFKA__BOOTSTRAP_SERVERS",
-    show_envvar=True,
-)
+@options.bootstrap_servers
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),

@@ -59,11 +59,7 @@ def outcome_line(origin: str, outcome: Outcome) -> dict[str, Any]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
-@options.model_names
-@options.models_dir
-@options.device
-@options.threads
-@options.batch_size
+@options.engine_options
 @options.schema_dir
 @options.schema_registry
 @click.option(
@@ -75,11 +71,7 @@ def outcome_line(origin: str, outcome: Outcome) -> dict[str, Any]:
 )
 def score(
     paths: tuple[Path, ...],
-    model_names: tuple[str, ...],
-    models_dir: Path,
-    device: options.Device,
-    threads: int,
-    batch_size: int,
+    engine: EngineSettings,
     schema_dir: Path | None,
     schema_registry: str | None,
     out_path: Path,
@@ -91,15 +83,7 @@ def score(
     objectId/candid when known}. Exits 0 when every input was read, even with per-alert
     errors; 1 on configuration or model problems.
     """
-    scorer = load_scorer(
-        EngineSettings(
-            models=model_names,
-            models_dir=models_dir,
-            device=device,
-            threads=threads,
-            batch_size=batch_size,
-        )
-    )
+    scorer = load_scorer(engine)
     decoder = AlertDecoder(make_registry(schema_dir, schema_registry))
     files = expand(paths)
     counts: collections.Counter[str] = collections.Counter()
@@ -118,7 +102,7 @@ def score(
                     console=Console(stderr=True),
                 )
             )
-        for chunk in prefetch(prepared_chunks(files, decoder, batch_size, progress)):
+        for chunk in prefetch(prepared_chunks(files, decoder, engine.batch_size, progress)):
             results = scorer.score([message for _, message in chunk])
             for (origin, _), outcomes in zip(chunk, results, strict=True):
                 for outcome in outcomes:

@@ -6,15 +6,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from btsbot_stream.cli import options
+
 
 @click.command()
-@click.option(
-    "--bootstrap-servers",
-    default="127.0.0.1:9092",
-    show_default=True,
-    envvar="BTSBOT_KAFKA__BOOTSTRAP_SERVERS",
-    show_envvar=True,
-)
+@options.bootstrap_servers
 @click.option(
     "--topic",
     default="ztf_btsbot_scored",

@@ -31,6 +31,7 @@ class ModelSource(BaseModel):
     repo: str | None = None  # Hugging Face repo id, or a URL for published artefacts
     revision: str | None = None  # commit sha of the hub repo, when known
     path: str | None = None  # local folder it was exported from
+    checkpoint_sha256: str | None = None  # sha256 of the framework weights file exported
 
 
 class ExportRecord(BaseModel):
@@ -134,7 +135,7 @@ def verify_file(card: ModelCard, models_dir: Path) -> Path:
     if not path.is_file():
         raise ModelNotFoundError(
             f"model {card.name!r}: file {path} not found; put {card.file} in the models "
-            f"directory (--models-dir / BTSBOT_MODELS_DIR, now {models_dir})"
+            f"directory (--models-dir / BTSBOT_ENGINE__MODELS_DIR, now {models_dir})"
         )
     actual = sha256_of(path)
     if actual != card.sha256:
