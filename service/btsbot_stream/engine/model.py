@@ -62,9 +62,10 @@ class OnnxModel:
     ) -> None:
         self.card = card
         self.buckets = sorted(set(buckets))
-        self.max_batch = (
-            self.buckets[-1] if self.buckets else (max_batch or card.recommended_max_batch)
-        )
+        # The card's recommendation caps the batch (MaxViT at 224 needs ~18 GB of RAM at
+        # 256 on a CPU); fixed GPU buckets are the operator's explicit choice.
+        cap = card.recommended_max_batch
+        self.max_batch = self.buckets[-1] if self.buckets else min(max_batch or cap, cap)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
