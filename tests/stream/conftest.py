@@ -54,3 +54,12 @@ def many_alerts(ztf: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
             candids.add(candid)
     assert len(candids) == 550 * COPIES
     return folder, candids
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from stream_support import REPORTS
+
+    if REPORTS:
+        terminalreporter.section("delivery: alerts lost and duplicated")
+        for line in REPORTS:
+            terminalreporter.write_line(line)

@@ -103,6 +103,9 @@ class Setup:
             time.sleep(1.0)
 
 
+REPORTS: list[str] = []  # printed in pytest's terminal summary (tests/stream/conftest.py)
+
+
 def report(name: str, seen: Counter[int], expected: set[int]) -> str:
     duplicates = sum(n - 1 for n in seen.values() if n > 1)
     missing = len(expected - set(seen))
@@ -110,5 +113,5 @@ def report(name: str, seen: Counter[int], expected: set[int]) -> str:
         f"{name}: {len(expected)} alerts, {sum(seen.values())} outputs, "
         f"{missing} missing, {duplicates} duplicates"
     )
-    print(line)
+    REPORTS.append(line)
     return line
