@@ -29,7 +29,7 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _INFLATE_ERROR = cast("type[Exception]", isal_zlib.error)  # its stubs call it an instance
 
 
-_END = np.frombuffer(b"END     ", dtype=np.uint8)
+_END_CARD = b"END" + b" " * 77
 # The FITS standard (4.4.1) fixes the first cards of a primary header, in this order.
 _MANDATORY = (b"SIMPLE", b"BITPIX", b"NAXIS", b"NAXIS1", b"NAXIS2")
 
@@ -49,12 +49,13 @@ def _keyword(header: bytes, keyword: bytes) -> str | None:
 
 def _fast_fits(raw: bytes) -> np.ndarray | None:
     """The primary image of a plain 2-D FITS file, or None if it needs the general reader."""
-    cards = np.frombuffer(raw, dtype=np.uint8, count=len(raw) // _CARD * _CARD)
-    is_end = (cards.reshape(-1, _CARD)[:, :8] == _END).all(axis=1)
-    if not is_end.any():
+    end = raw.find(_END_CARD)
+    while end >= 0 and end % _CARD:  # only a whole card counts
+        end = raw.find(_END_CARD, end + 1)
+    if end < 0:
         raise InvalidAlert("cutout_corrupt", "FITS header has no END card")
-    end_card = int(is_end.argmax())
-    header = raw[: (end_card + 1) * _CARD]
+    end_card = end // _CARD
+    header = raw[: end + _CARD]
     first = [header[i * _CARD : (i + 1) * _CARD] for i in range(min(5, end_card))]
     if [c[:8].rstrip() for c in first] != list(_MANDATORY):
         return None  # not a plain 2-D primary image: let astropy sort it out
