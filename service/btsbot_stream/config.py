@@ -157,12 +157,9 @@ def read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def load(path: Path | None = None, **overrides: Any) -> ServiceSettings:
-    """Settings from environment + file (+ explicit overrides); ConfigError says what's wrong."""
+def load(path: Path | None = None) -> ServiceSettings:
+    """Settings from the environment over the file; ConfigError says what is wrong."""
     base = read_file(path) if path else {}
-    for key, value in overrides.items():
-        section, _, name = key.partition("__")
-        base.setdefault(section, {})[name] = value
     try:
         return _with_file_below_env(base)
     except ValidationError as exc:
