@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kafka_helpers import committed
+from kafka_helpers import committed, read_topic
 from local_kafka import LocalKafka
 from stream_support import Setup, report
 
@@ -109,3 +109,16 @@ def test_sigterm_commits_and_restart_resumes(kafka, many_alerts, models_dir, tmp
     assert again.terminate() == 0
     line = report("SIGTERM then restart", seen, expected)
     assert set(seen) == expected and max(seen.values()) == 1, line
+
+
+def test_backpressure_pauses_partitions_and_loses_nothing(kafka, ztf, models_dir, tmp_path):
+    setup = Setup(kafka.bootstrap, tmp_path, models_dir, partitions=2)
+    setup.replay(ztf / "alerts")  # 556 packets: 550 scorable, 6 JPEG prototypes
+    service = setup.start(idle=4, max_in_flight=16)  # far below one batch (64)
+    assert service.wait(300) == 0, service.log_text()[-3000:]
+    log = service.log_text()
+    assert "pausing" in log, "the in-flight bound never paused the partitions"
+    seen = setup.candids()
+    assert len(seen) == 550 and max(seen.values()) == 1
+    dead = read_topic(kafka.bootstrap, setup.dead_letter_topic)
+    assert len(dead) == 6
