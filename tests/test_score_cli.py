@@ -92,3 +92,30 @@ def test_missing_model_is_a_clear_startup_error(ztf: Path, tmp_path: Path):
 def test_usage_error_exits_2(tmp_path: Path):
     done = _score([str(tmp_path)])  # no --out
     assert done.returncode == 2 and "--out" in done.stderr
+
+
+def test_json_logs_are_one_object_per_line(ztf: Path, models_dir: Path, tmp_path: Path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "btsbot_stream",
+            "--log-format",
+            "json",
+            "score",
+            str(ztf / "alerts" / "20200202"),
+            "--models-dir",
+            str(models_dir),
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "s.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    logs = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    loaded = [e for e in logs if "btsbot-v1.0.1 loaded" in e["message"]]
+    assert loaded and loaded[0]["level"] == "info" and loaded[0]["time"].endswith("Z")
