@@ -27,12 +27,12 @@ import fastavro
 from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.alerts.features import CANDIDATE_FIELDS, HISTORY_FIELDS
 from btsbot_stream.alerts.registry import SchemaRegistry
+from btsbot_stream.alerts.stamps import STAMP_ORDER
 
 CONTAINER_MAGIC = b"Obj\x01"
 WIRE_MAGIC = 0
 SYNC_SIZE = 16
-STAMP_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
-_TOP_LEVEL = {"schemavsn", "objectId", "candid", "candidate", "prv_candidates", *STAMP_FIELDS}
+_TOP_LEVEL = {"schemavsn", "objectId", "candid", "candidate", "prv_candidates", *STAMP_ORDER}
 _PROJECTION = {
     "candidate": set(CANDIDATE_FIELDS),
     "prv_candidate": set(HISTORY_FIELDS),

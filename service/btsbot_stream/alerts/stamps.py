@@ -119,13 +119,6 @@ def read_stamp(stamp_data: bytes, name: str = "stamp") -> np.ndarray:
     return image
 
 
-def normalise(image: np.ndarray, name: str = "stamp") -> np.ndarray:
-    """nan_to_num, divide by the L2 norm (float32), pad bottom/right to 63x63 with 1e-9."""
-    out = np.empty((STAMP_SIZE, STAMP_SIZE), dtype=np.float32)
-    _normalise_into(image.astype(np.float32), out, name)
-    return out
-
-
 def _normalise_into(image: np.ndarray, out: np.ndarray, name: str) -> None:
     """Normalise ``image`` (a float32 array we own: changed in place) into ``out``."""
     if not np.isfinite(image).all():  # one pass; nan_to_num only where needed

@@ -7,20 +7,21 @@ from rich.console import Console
 from rich.table import Table
 
 from btsbot_stream.cli import options
+from btsbot_stream.config import KafkaSettings
 
 
 @click.command()
 @options.bootstrap_servers
 @click.option(
     "--topic",
-    default="ztf_btsbot_scored",
+    default=KafkaSettings.model_fields["output_topic"].default,
     show_default=True,
     envvar="BTSBOT_KAFKA__OUTPUT_TOPIC",
     show_envvar=True,
 )
 @click.option(
     "--dead-letter-topic",
-    default="ztf_btsbot_dead_letters",
+    default=KafkaSettings.model_fields["dead_letter_topic"].default,
     show_default=True,
     envvar="BTSBOT_KAFKA__DEAD_LETTER_TOPIC",
     show_envvar=True,

@@ -10,7 +10,6 @@ directory. A card in the models directory wins over a built-in card of the same 
 from __future__ import annotations
 
 import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -153,7 +152,3 @@ def write_card(card: ModelCard, models_dir: Path) -> Path:
     tmp.write_text(card.to_json())
     tmp.replace(path)
     return path
-
-
-def load_card_file(path: Path) -> ModelCard:
-    return ModelCard.model_validate(json.loads(path.read_text()))

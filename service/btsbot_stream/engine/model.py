@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,10 +151,6 @@ class OnnxModel:
             )
         scores = values[:n, 0]  # padding rows dropped
         return _sigmoid(scores) if self.card.output_kind == "logit" else scores
-
-
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def load_model(
