@@ -29,8 +29,11 @@ from pathlib import Path
 
 import fastavro
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from btsbot_stream.alerts.sources import SourceItem
+from btsbot_stream.stream.replay import replay
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "kafka"))
@@ -60,21 +63,8 @@ def make_alerts(shared: Path, count: int, folder: Path) -> list[bytes]:
 
 
 def produce(bootstrap: str, topic: str, packets: list[bytes], rate: float | None = None) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-    start = time.monotonic()
-    for i, packet in enumerate(packets):
-        while True:
-            try:
-                producer.produce(topic, packet)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-        if rate:
-            ahead = (i + 1) / rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
-    producer.flush(120)
+    items = (SourceItem("bench", packet) for packet in packets)
+    replay(items, {"bootstrap.servers": bootstrap}, topic, rate)
 
 
 def read_timestamps(bootstrap: str, topic: str, expected: int, timeout: float) -> dict[int, int]:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from btsbot_stream.stream.summary import read_to_end
 
 
 def unique(prefix: str) -> str:
@@ -43,56 +44,17 @@ class Record:
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Record]:
     """Every committed message of ``topic``, up to its high watermarks at call time."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": unique("reader"),
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return []
-        ends = {}
-        parts = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high > low:
-                ends[p] = high
-                parts.append(TopicPartition(topic, p, low))
-        if not parts:
-            return []
-        consumer.assign(parts)
-        out: list[Record] = []
-        done: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(done) < len(ends) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                # read_committed stops at the last stable offset: aborted/control records
-                # leave gaps, so also check the position.
-                for p, high in ends.items():
-                    pos = consumer.position([TopicPartition(topic, p)])[0].offset
-                    if pos >= high:
-                        done.add(p)
-                continue
-            out.append(
-                Record(
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    msg.key(),
-                    msg.value(),
-                    dict(msg.headers() or []),
-                )
-            )
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
-        return out
-    finally:
-        consumer.close()
+    return [
+        Record(
+            m.topic() or "",
+            m.partition() or 0,
+            m.offset() or 0,
+            m.key(),
+            m.value() or b"",
+            dict(m.headers() or []),
+        )
+        for m in read_to_end({"bootstrap.servers": bootstrap}, topic, timeout)
+    ]
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

@@ -9,7 +9,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from btsbot_stream.stream.clients import KafkaConfig
 from btsbot_stream.stream.enrich import CANDID_HEADER, HEADER_PREFIX
@@ -25,7 +25,8 @@ class Summary:
     )  # score, obj, candid, model
 
 
-def _drain(config: KafkaConfig, topic: str, timeout: float) -> list[tuple[bytes | None, dict]]:
+def read_to_end(config: KafkaConfig, topic: str, timeout: float = 30) -> list[Message]:
+    """Every committed message of ``topic``, up to its high watermarks at call time."""
     consumer = Consumer(
         {
             **config,
@@ -38,26 +39,33 @@ def _drain(config: KafkaConfig, topic: str, timeout: float) -> list[tuple[bytes 
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if meta is None or meta.error is not None:
             return []
-        ends = {}
+        starts, ends = {}, {}
         for p in meta.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
             if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+                starts[p], ends[p] = low, high
+        consumer.assign([TopicPartition(topic, p, low) for p, low in starts.items()])
         out = []
         deadline = time.monotonic() + timeout
-        positions = dict.fromkeys(ends, 0)
+        positions = dict(starts)
         while any(positions[p] < ends[p] for p in ends) and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
+                # read_committed skips aborted records and transaction markers: the
+                # position, not the last message, says when a partition is done.
                 for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
                     positions[tp.partition] = max(positions[tp.partition], tp.offset)
                 continue
             positions[msg.partition() or 0] = (msg.offset() or 0) + 1
-            out.append((msg.key(), dict(msg.headers() or [])))
+            out.append(msg)
         return out
     finally:
         consumer.close()
+
+
+def _headers(msg: Message) -> dict[str, bytes]:
+    raw = dict(msg.headers() or {})
+    return {k: v if isinstance(v, bytes) else (v or "").encode() for k, v in raw.items()}
 
 
 def summarise(
@@ -66,7 +74,8 @@ def summarise(
     summary = Summary()
     candids = set()
     ranked = []
-    for key, headers in _drain(config, output_topic, timeout):
+    for msg in read_to_end(config, output_topic, timeout):
+        key, headers = msg.key(), _headers(msg)
         summary.scored += 1
         candid = int(headers.get(CANDID_HEADER, b"-1"))
         candids.add(candid)
@@ -76,6 +85,7 @@ def summarise(
                 ranked.append((float(value), obj, candid, name[len(HEADER_PREFIX) :]))
     summary.distinct_candids = len(candids)
     summary.best = sorted(ranked, reverse=True)[:top]
-    for _, headers in _drain(config, dead_letter_topic, timeout):
+    for msg in read_to_end(config, dead_letter_topic, timeout):
+        headers = _headers(msg)
         summary.dead_letters[headers.get("error.reason", b"?").decode()] += 1
     return summary
