@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	deploy/demo/run.sh $(BIN) $(abspath $(SHARED))
+	deploy/demo/run.sh $(BIN)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check service tests deploy

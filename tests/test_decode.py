@@ -15,7 +15,7 @@ from fastavro.utils import generate_one
 from btsbot_stream.alerts.avro import AlertDecoder
 from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.alerts.registry import DirectorySchemas, load_avsc
-from corpus import alert_files
+from corpus import AlertSet
 
 SCHEMA_VERSIONS = ["1.8", "2.0", "3.0", "3.1", "3.2", "3.3", "4.01", "4.02"]
 
@@ -75,11 +75,11 @@ def test_wire_format_unknown_schema_id(tmp_path: Path):
         AlertDecoder().decode(message)
 
 
-def test_real_alerts_decode_like_fastavro(ztf: Path):
+def test_real_alerts_decode_like_fastavro(real_alerts: AlertSet):
     """The projected record equals fastavro.reader's full decode on the fields we keep."""
     decoder = AlertDecoder()
-    files = alert_files(ztf)
-    assert len(files) == 556
+    files = real_alerts.files
+    assert len(files) == {"demo": 30, "shared": 556}[real_alerts.name]
     for path in files:
         data = path.read_bytes()
         (full,) = fastavro.reader(io.BytesIO(data))
@@ -98,8 +98,38 @@ def test_real_alerts_decode_like_fastavro(ztf: Path):
 
 
 @pytest.fixture()
-def real_packet(ztf: Path) -> bytes:
-    return alert_files(ztf)[0].read_bytes()
+def real_packet(demo_alerts: Path) -> bytes:
+    return (demo_alerts / "20200202" / "1105522281015015000.avro").read_bytes()
+
+
+def _embedded(path: Path) -> tuple[dict, dict]:
+    with path.open("rb") as fh:
+        reader = fastavro.reader(fh)
+        (record,) = reader
+        return reader.writer_schema, record
+
+
+@pytest.mark.parametrize("codec", ["null", "deflate", "snappy"])
+def test_sample_alerts_reencoded_with_every_codec_decode(demo_alerts: Path, codec: str):
+    """Each demo alert, written again with its own embedded schema and a codec."""
+    for path in sorted((demo_alerts / "20231012").glob("*.avro"))[:3]:
+        schema, record = _embedded(path)
+        (got,) = AlertDecoder().decode(_container(schema, [record], codec))
+        assert got.record["candid"] == record["candid"]
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), record)
+        assert got.datum == buf.getvalue()
+
+
+def test_sample_alert_in_wire_format(demo_alerts: Path, tmp_path: Path):
+    schema, record = _embedded(demo_alerts / "20231012" / "2475433850315015003.avro")
+    (tmp_path / "7.avsc").write_text(json.dumps(schema))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), record)
+    message = b"\x00" + (7).to_bytes(4, "big") + buf.getvalue()
+    (alert,) = AlertDecoder(DirectorySchemas(tmp_path)).decode(message)
+    assert alert.record["candid"] == record["candid"]
+    assert alert.datum == buf.getvalue()
 
 
 def test_one_byte_short_is_truncated(real_packet: bytes):

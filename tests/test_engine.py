@@ -21,8 +21,7 @@ from btsbot_stream.engine.exceptions import (
 from btsbot_stream.engine.model import load_model
 
 
-def _example(shared: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    folder = shared / "data" / "btsbot-example"
+def _example(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     triplets = np.load(folder / "usage_triplets.npy").astype(np.float32)
     with (folder / "usage_candidates.csv").open() as fh:
         rows = list(csv.DictReader(fh))
@@ -32,8 +31,8 @@ def _example(shared: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("batch", [1, 7, 256])
-def test_v1_reproduces_authors_expected_scores(shared: Path, models_dir: Path, batch: int):
-    triplets, meta, expected = _example(shared)
+def test_v1_reproduces_authors_expected_scores(example_dir: Path, models_dir: Path, batch: int):
+    triplets, meta, expected = _example(example_dir)
     model = load_model("btsbot-v1.0.1", models_dir, device="cpu", max_batch=batch)
     scores = model.predict(triplets, meta)
     assert scores.shape == (39,)
@@ -131,8 +130,8 @@ def test_card_whose_graph_disagrees_is_refused(tmp_path: Path):
         load_model("pixel", tmp_path, device="cpu")
 
 
-def test_batches_are_padded_to_buckets_and_results_unchanged(shared: Path, models_dir: Path):
-    triplets, meta, expected = _example(shared)
+def test_batches_are_padded_to_buckets_and_results_unchanged(example_dir: Path, models_dir: Path):
+    triplets, meta, expected = _example(example_dir)
     model = load_model("btsbot-v1.0.1", models_dir, device="cpu", buckets=(8, 64))
     seen = []
     run = model.session.run

@@ -1,5 +1,5 @@
-"""``btsbot-stream score`` over the whole shared corpus: nothing crashes, every packet
-is accounted for, and odd inputs get their specific reasons."""
+"""``btsbot-stream score`` over the demo sample and the whole shared corpus: nothing
+crashes, every packet is accounted for, and odd inputs get their specific reasons."""
 
 from __future__ import annotations
 
@@ -74,10 +74,23 @@ def test_odd_inputs_get_specific_reasons(corpus_lines):
     assert mixed == {"scored": 16, "cutout_jpeg": 6}
 
 
-def test_missing_model_is_a_clear_startup_error(ztf: Path, tmp_path: Path):
+def test_demo_sample_every_packet_one_line(demo_alerts: Path, models_dir: Path, tmp_path: Path):
+    out = tmp_path / "scores.jsonl"
+    done = _score([str(demo_alerts), "--models-dir", str(models_dir), "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["file"] for line in lines) == sorted(
+        str(p) for p in demo_alerts.rglob("*.avro")
+    )
+    reasons = Counter(line.get("error", "scored") for line in lines)
+    assert reasons == {"scored": 29, "cutout_jpeg": 1, "avro_truncated": 1, "cutout_missing": 1}
+    assert "32 alerts from 32 files" in done.stderr
+
+
+def test_missing_model_is_a_clear_startup_error(demo_alerts: Path, tmp_path: Path):
     done = _score(
         [
-            str(ztf / "alerts" / "20200202"),
+            str(demo_alerts / "20200202"),
             "--models-dir",
             str(tmp_path),
             "--out",
@@ -94,7 +107,7 @@ def test_usage_error_exits_2(tmp_path: Path):
     assert done.returncode == 2 and "--out" in done.stderr
 
 
-def test_json_logs_are_one_object_per_line(ztf: Path, models_dir: Path, tmp_path: Path):
+def test_json_logs_are_one_object_per_line(demo_alerts: Path, models_dir: Path, tmp_path: Path):
     done = subprocess.run(
         [
             sys.executable,
@@ -103,7 +116,7 @@ def test_json_logs_are_one_object_per_line(ztf: Path, models_dir: Path, tmp_path
             "--log-format",
             "json",
             "score",
-            str(ztf / "alerts" / "20200202"),
+            str(demo_alerts / "20200202"),
             "--models-dir",
             str(models_dir),
             "--device",

@@ -26,11 +26,6 @@ from btsbot_stream.export.examples import load_examples
 
 
 @pytest.fixture(scope="session")
-def example_dir(shared: Path) -> Path:
-    return shared / "data" / "btsbot-example"
-
-
-@pytest.fixture(scope="session")
 def metadata_stats(example_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     metadata = load_examples(example_dir).metadata.astype(np.float64)
     return metadata.mean(axis=0), metadata.std(axis=0)

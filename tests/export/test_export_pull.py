@@ -1,6 +1,6 @@
 """End to end per family: a checkpoint in the exact hub layout, pulled offline from a
 pre-populated huggingface_hub cache, exported, checked against PyTorch, loaded by the
-engine, and used by ``btsbot-stream score`` on real shared alerts."""
+engine, and used by ``btsbot-stream score`` on real alerts of the demo sample."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.export
 
 # MaxViT costs ~100 ms per alert on CPU: a small night of real alerts for it.
 ALERT_FOLDERS = {
-    "convnext_pico": ("20181129", "20231012"),
-    "maxvit_tiny_rw_224": ("20231012",),
+    "convnext_pico": ("20181129", "20200202", "20231012"),
+    "maxvit_tiny_rw_224": ("20200202", "20231012"),
 }
 
 
@@ -80,7 +80,7 @@ def test_pull_offline_exports_verified_model(key, pulled, hub_files):
 
 @pytest.mark.parametrize("key", list(FAMILIES))
 def test_engine_and_score_cli_match_torch_on_real_alerts(
-    key, pulled, states, example_dir: Path, ztf: Path, tmp_path: Path
+    key, pulled, states, example_dir: Path, demo_alerts: Path, tmp_path: Path
 ):
     family = FAMILIES[key]
     card, models_dir = pulled(key)
@@ -100,7 +100,7 @@ def test_engine_and_score_cli_match_torch_on_real_alerts(
     )
 
     # The score CLI on real alerts, with the production model in the same run.
-    folders = [ztf / "alerts" / name for name in ALERT_FOLDERS[family.backbone]]
+    folders = [demo_alerts / name for name in ALERT_FOLDERS[family.backbone]]
     out = tmp_path / "scores.jsonl"
     # The card's recommended batch (16 for MaxViT): the score CLI's default batch of 256
     # would warm MaxViT up at 256, ~18 GB of RAM on CPU.

@@ -1,10 +1,10 @@
 """Fixtures of the stream tests: one real Apache Kafka broker (KRaft) for the session,
-started with the project's own runner (deploy/kafka), and alert corpora on disk."""
+started with the project's own runner (deploy/kafka), and alert corpora on disk (built
+from the demo sample the repository ships, so they run in a clone alone)."""
 
 from __future__ import annotations
 
 import io
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,15 +14,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "kafka"))
+from kafka_helpers import free_port  # noqa: E402
 from local_kafka import LocalKafka  # noqa: E402
 
-COPIES = 6  # 550 good alerts x 6 = 3,300 alerts for the crash tests
+from corpus import require_shared  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+COPIES = 114  # the demo sample's 29 scoreable alerts x 114 = 3,306 for the crash tests
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +30,25 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker.stop()
 
 
+@pytest.fixture(scope="session", params=["demo", "shared"])
+def stream_corpus(request: pytest.FixtureRequest, demo_alerts: Path) -> tuple[Path, int]:
+    """(folder, packets): every packet of the demo sample, odd ones included; then the
+    whole shared corpus (skipped when absent)."""
+    if request.param == "demo":
+        return demo_alerts, 32
+    return require_shared() / "data" / "ztf", 721
+
+
 @pytest.fixture(scope="session")
-def many_alerts(ztf: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
-    """The corpus's good alerts, copied under new candids; returns (folder, candids)."""
+def many_alerts(
+    demo_alerts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, set[int]]:
+    """The demo sample's good alerts, copied under new candids; returns (folder, candids)."""
     folder = tmp_path_factory.mktemp("many")
     candids: set[int] = set()
-    for path in sorted((ztf / "alerts").rglob("*.avro")):
+    for path in sorted(demo_alerts.rglob("*.avro")):
+        if "odd" in path.parts:
+            continue  # cut short, stripped stamps: dead letters, not part of this corpus
         with path.open("rb") as fh:
             reader = fastavro.reader(fh)
             schema = reader.writer_schema
@@ -46,13 +56,13 @@ def many_alerts(ztf: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
         if record["cutoutScience"]["stampData"][:2] == b"\xff\xd8":
             continue  # JPEG prototypes are dead letters, not part of this corpus
         for copy in range(COPIES):
-            candid = record["candid"] % 10**17 + copy * 10**17
+            candid = record["candid"] % 10**16 + copy * 10**16  # stays a positive long
             record["candid"] = record["candidate"]["candid"] = candid
             buf = io.BytesIO()
             fastavro.writer(buf, schema, [record])
             (folder / f"{candid}.avro").write_bytes(buf.getvalue())
             candids.add(candid)
-    assert len(candids) == 550 * COPIES
+    assert len(candids) == 29 * COPIES
     return folder, candids
 
 

@@ -1,5 +1,6 @@
-"""The whole shared corpus through the real broker: every good alert published with the
-scores ``btsbot-stream score`` gives, every bad one a dead letter; counts reconcile."""
+"""Real corpora through the real broker (the demo sample, then the whole shared corpus):
+every good alert published with the scores ``btsbot-stream score`` gives, every bad one a
+dead letter; counts reconcile."""
 
 from __future__ import annotations
 
@@ -15,18 +16,18 @@ from pathlib import Path
 
 import fastavro
 import pytest
-from kafka_helpers import read_topic
+from kafka_helpers import free_port, read_topic
 from stream_support import Setup
 from tests.deploy.metric_names import exported_metric_names, used_metric_names
 
 from btsbot_stream.alerts.sources import expand, read_items
-from conftest import free_port
 
 pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
-def cli_lines(ztf: Path, models_dir: Path, tmp_path_factory) -> list[dict]:
+def cli_lines(stream_corpus, models_dir: Path, tmp_path_factory) -> list[dict]:
+    root, _ = stream_corpus
     out = tmp_path_factory.mktemp("cli") / "scores.jsonl"
     subprocess.run(
         [
@@ -34,7 +35,7 @@ def cli_lines(ztf: Path, models_dir: Path, tmp_path_factory) -> list[dict]:
             "-m",
             "btsbot_stream",
             "score",
-            str(ztf),
+            str(root),
             "--models-dir",
             str(models_dir),
             "--device",
@@ -49,7 +50,8 @@ def cli_lines(ztf: Path, models_dir: Path, tmp_path_factory) -> list[dict]:
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_lines):
+def test_corpus_through_kafka_reconciles(kafka, stream_corpus, models_dir, tmp_path, cli_lines):
+    root, packets = stream_corpus
     setup = Setup(kafka.bootstrap, tmp_path, models_dir, partitions=3)
     done = subprocess.run(
         [
@@ -57,7 +59,7 @@ def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_l
             "-m",
             "btsbot_stream",
             "replay",
-            str(ztf),
+            str(root),
             "--topic",
             setup.input_topic,
             "--bootstrap-servers",
@@ -69,7 +71,7 @@ def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_l
     )
     assert done.returncode == 0, done.stderr
     sent = int(done.stderr.split("replayed ")[1].split()[0])
-    assert sent == len(cli_lines) == 721
+    assert sent == len(cli_lines) == packets
 
     setup.metrics_port = free_port()
     service = setup.start(idle=4)
@@ -80,8 +82,8 @@ def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_l
 
     cli_scored = {line["candid"]: line for line in cli_lines if "scores" in line}
     cli_errors = [line for line in cli_lines if "error" in line]
-    assert len(scored) == len(cli_scored) == 590
-    assert len(dead) == len(cli_errors) == 131
+    assert len(scored) == len(cli_scored) > 0
+    assert len(dead) == len(cli_errors) > 0
     assert len(scored) + len(dead) == sent
 
     originals = {}
@@ -102,7 +104,7 @@ def test_corpus_through_kafka_reconciles(kafka, ztf, models_dir, tmp_path, cli_l
         if original is not None:  # every input field kept, unchanged
             assert {k: v for k, v in alert.items() if k != "btsbot"} == original
 
-    inputs = {item.data for item in read_items(expand([ztf]))}
+    inputs = {item.data for item in read_items(expand([root]))}
     assert all(record.value in inputs for record in dead)  # the original bytes, unchanged
     reasons = sorted(r.headers["error.reason"].decode() for r in dead)
     assert reasons == sorted(line["error"] for line in cli_errors)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from kafka_helpers import committed, read_topic
+from kafka_helpers import committed, free_port, read_topic
 from local_kafka import LocalKafka
 from stream_support import Setup, report
-
-from conftest import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -111,14 +109,14 @@ def test_sigterm_commits_and_restart_resumes(kafka, many_alerts, models_dir, tmp
     assert set(seen) == expected and max(seen.values()) == 1, line
 
 
-def test_backpressure_pauses_partitions_and_loses_nothing(kafka, ztf, models_dir, tmp_path):
+def test_backpressure_pauses_partitions_and_loses_nothing(kafka, demo_alerts, models_dir, tmp_path):
     setup = Setup(kafka.bootstrap, tmp_path, models_dir, partitions=2)
-    setup.replay(ztf / "alerts")  # 556 packets: 550 scorable, 6 JPEG prototypes
+    setup.replay(demo_alerts)  # 32 packets: 29 scoreable, 3 dead letters
     service = setup.start(idle=4, max_in_flight=16)  # far below one batch (64)
     assert service.wait(300) == 0, service.log_text()[-3000:]
     log = service.log_text()
     assert "pausing" in log, "the in-flight bound never paused the partitions"
     seen = setup.candids()
-    assert len(seen) == 550 and max(seen.values()) == 1
+    assert len(seen) == 29 and max(seen.values()) == 1
     dead = read_topic(kafka.bootstrap, setup.dead_letter_topic)
-    assert len(dead) == 6
+    assert len(dead) == 3
