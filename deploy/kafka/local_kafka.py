@@ -219,13 +219,11 @@ def fetch_jars(cache_dir: Path | None = None) -> Path:
     return jars
 
 
-def _with_sasl_ssl(properties: str, port: int, sasl_port: int, keystore: Path | None) -> str:
+def _with_sasl_ssl(properties: str, sasl_port: int, keystore: Path | None) -> str:
     """server.properties with a SASL_SSL listener beside the PLAINTEXT one."""
     lines = []
     for line in properties.splitlines():
-        if line.startswith("listeners="):
-            line += f",SASL_SSL://127.0.0.1:{sasl_port}"
-        elif line.startswith("advertised.listeners="):
+        if line.startswith(("listeners=", "advertised.listeners=")):
             line += f",SASL_SSL://127.0.0.1:{sasl_port}"
         elif line.startswith("listener.security.protocol.map="):
             continue  # replaced below
@@ -368,7 +366,7 @@ class LocalKafka:
         logs = self.data_dir / "logs"
         text = SERVER_PROPERTIES.format(port=self.port, cport=_free_port(), logs=logs)
         if self.sasl_ssl_port is not None:
-            text = _with_sasl_ssl(text, self.port, self.sasl_ssl_port, self.keystore)
+            text = _with_sasl_ssl(text, self.sasl_ssl_port, self.keystore)
         props.write_text(text)
         if not (logs / "meta.properties").exists():
             cluster_id = _random_cluster_id()

@@ -31,7 +31,10 @@ def prometheus_rule() -> str:
     rule = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "btsbot-stream", "labels": {"app.kubernetes.io/name": "btsbot-stream"}},
+        "metadata": {
+            "name": "btsbot-stream",
+            "labels": {"app.kubernetes.io/name": "btsbot-stream"},
+        },
         "spec": {"groups": groups},
     }
     return HEADER + yaml.safe_dump(rule, sort_keys=False, width=100, allow_unicode=True)
