@@ -7,6 +7,11 @@ nothing) they run and fail instead.
 
 from __future__ import annotations
 
+import secrets
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,3 +91,52 @@ def demo_alerts() -> Path:
 def real_alerts(request: pytest.FixtureRequest) -> AlertSet:
     """The demo sample's packets, then the shared corpus's (set aside when absent)."""
     return alert_set(request.param)
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    """A real broker with a PLAINTEXT and a SASL_SSL (SCRAM-SHA-512) listener."""
+
+    plaintext: str
+    sasl_ssl: str
+    ca: Path  # the CA that signed the broker's certificate
+    user: str
+    password: str
+
+    def client(self, password: str | None = None, ca: Path | None = None) -> dict[str, str]:
+        """librdkafka properties for the SASL_SSL listener."""
+        return {
+            "bootstrap.servers": self.sasl_ssl,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.user,
+            "sasl.password": self.password if password is None else password,
+            "ssl.ca.location": str(ca or self.ca),
+        }
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    """A second broker for the security path and the image smoke run: a CA and broker
+    certificate made now (openssl), a SCRAM user with a random password."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy" / "kafka"))
+    from local_kafka import LocalKafka, make_test_tls
+
+    root = tmp_path_factory.mktemp("secure-kafka")
+    ca, keystore = make_test_tls(root / "tls")
+    password = secrets.token_urlsafe(24)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    broker = LocalKafka(
+        ports[0],
+        root / "data",
+        sasl_ssl_port=ports[1],
+        scram_users={"btsbot": password},
+        keystore=keystore,
+    )
+    broker.start(timeout=180)
+    yield SecureBroker(broker.bootstrap, broker.sasl_ssl_bootstrap, ca, "btsbot", password)
+    broker.stop()

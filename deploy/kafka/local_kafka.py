@@ -75,6 +75,19 @@ broker.session.timeout.ms=3000
 """
 
 
+# Added to server.properties when a SASL_SSL listener is asked for: SCRAM-SHA-512 users
+# (created when the storage is formatted) over TLS with a PEM key and certificate chain.
+SASL_SSL_PROPERTIES = """\
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+"""
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
 class KafkaError(RuntimeError):
     """Fetching or running the broker failed; the message carries the relevant output."""
 
@@ -141,6 +154,42 @@ def _run(cmd: list[str], what: str) -> None:
         raise KafkaError(f"{what} failed ({res.returncode}): {' '.join(cmd)}\n{out}")
 
 
+def make_test_tls(directory: Path, days: int = 2) -> tuple[Path, Path]:
+    """A throw-away CA and a broker certificate for 127.0.0.1/localhost, with openssl.
+
+    Returns ``(ca.crt, broker.pem)``: the CA for clients (``ssl.ca.location``), and the
+    broker's unencrypted PKCS#8 key followed by its certificate chain, which Kafka reads
+    as a PEM keystore.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (
+        directory / n for n in ("ca.key", "ca.crt", "broker.key", "broker.csr", "broker.crt")
+    )
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise KafkaError("`openssl` not found on PATH; it makes the test certificates")
+    new_key = ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+    _run([openssl, *new_key, "-out", str(ca_key)], "openssl (CA key)")
+    ca_subject = ["-subj", "/CN=btsbot-stream test CA", "-days", str(days)]
+    _run(
+        [openssl, "req", "-x509", "-new", "-key", str(ca_key), *ca_subject, "-out", str(ca)],
+        "openssl (CA certificate)",
+    )
+    _run([openssl, *new_key, "-out", str(key)], "openssl (broker key)")
+    _run(
+        [openssl, "req", "-new", "-key", str(key), "-subj", "/CN=localhost", "-out", str(csr)],
+        "openssl (broker request)",
+    )
+    extensions = directory / "broker.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    sign = ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key)]
+    sign += ["-CAcreateserial", "-days", str(days), "-extfile", str(extensions)]
+    _run([openssl, *sign, "-out", str(cert)], "openssl (broker certificate)")
+    keystore = directory / "broker.pem"
+    keystore.write_text(key.read_text() + cert.read_text() + ca.read_text())
+    return ca, keystore
+
+
 def fetch_jars(cache_dir: Path | None = None) -> Path:
     """Download the broker jars once. ``<cache>/jars`` appears, atomically, only when complete."""
     cache_dir = Path(cache_dir or default_cache_dir())
@@ -170,12 +219,38 @@ def fetch_jars(cache_dir: Path | None = None) -> Path:
     return jars
 
 
+def _with_sasl_ssl(properties: str, sasl_port: int, keystore: Path | None) -> str:
+    """server.properties with a SASL_SSL listener beside the PLAINTEXT one."""
+    lines = []
+    for line in properties.splitlines():
+        if line.startswith(("listeners=", "advertised.listeners=")):
+            line += f",SASL_SSL://127.0.0.1:{sasl_port}"
+        elif line.startswith("listener.security.protocol.map="):
+            continue  # replaced below
+        lines.append(line)
+    return "\n".join(lines) + "\n" + SASL_SSL_PROPERTIES.format(keystore=keystore)
+
+
 class LocalKafka:
     """One KRaft broker+controller on 127.0.0.1; all its state lives in ``data_dir``."""
 
     def __init__(
-        self, port: int = DEFAULT_PORT, data_dir: Path | None = None, cache_dir: Path | None = None
+        self,
+        port: int = DEFAULT_PORT,
+        data_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        sasl_ssl_port: int | None = None,
+        scram_users: dict[str, str] | None = None,
+        keystore: Path | None = None,
     ) -> None:
+        """``sasl_ssl_port`` adds a SASL_SSL listener (SCRAM-SHA-512) beside PLAINTEXT,
+        with ``keystore`` (see :func:`make_test_tls`) and ``scram_users`` (name ->
+        password, created when the storage is first formatted)."""
+        if sasl_ssl_port is not None and (keystore is None or not scram_users):
+            raise KafkaError("a SASL_SSL listener needs a keystore and SCRAM users")
+        self.sasl_ssl_port = sasl_ssl_port
+        self.scram_users = dict(scram_users or {})
+        self.keystore = keystore
         self.port = port
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="btsbot-kafka-")).resolve()
@@ -192,6 +267,12 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        if self.sasl_ssl_port is None:
+            raise KafkaError("this broker has no SASL_SSL listener")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -283,11 +364,19 @@ class LocalKafka:
         (self.data_dir / "log4j2.properties").write_text(LOG4J2)
         props = self.data_dir / "server.properties"
         logs = self.data_dir / "logs"
-        props.write_text(SERVER_PROPERTIES.format(port=self.port, cport=_free_port(), logs=logs))
+        text = SERVER_PROPERTIES.format(port=self.port, cport=_free_port(), logs=logs)
+        if self.sasl_ssl_port is not None:
+            text = _with_sasl_ssl(text, self.sasl_ssl_port, self.keystore)
+        props.write_text(text)
         if not (logs / "meta.properties").exists():
             cluster_id = _random_cluster_id()
+            scram = [
+                arg
+                for name, password in self.scram_users.items()
+                for arg in ("--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]")
+            ]
             storage = self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), *scram
             )
             _run(storage, "kafka-storage format")
         return props

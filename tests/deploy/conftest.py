@@ -7,10 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from btsbot_stream.config import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -25,12 +30,36 @@ def tool(name: str) -> str | None:
     return shutil.which(name)
 
 
+def tools_required() -> bool:
+    """In CI (``CI`` set, or ``BTSBOT_REQUIRE_SHARED=1`` as .ci/run sets) ``make test``
+    has installed every tool: one missing is a failure, never a skip."""
+    return bool(os.environ.get("CI")) or os.environ.get("BTSBOT_REQUIRE_SHARED") == "1"
+
+
 def missing_tool(what: str, how: str) -> None:
     """Skip on a developer machine; fail in CI, where the test command installs it."""
     message = f"{what} not found: {how}"
-    if os.environ.get("CI"):
+    if tools_required():
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_tool(name: str) -> str:
+    """A tool ``make tools`` installs into the venv (or on PATH)."""
+    found = tool(name)
+    if found is None:
+        missing_tool(name, "`make tools` (part of `make test`) installs it")
+        raise AssertionError  # unreachable: missing_tool skips or fails
+    return found
+
+
+def crd_file(name: str) -> Path:
+    """An upstream CRD file that ``make tools`` copied from the KEDA / Prometheus
+    Operator Go modules into ``.venv/crds``."""
+    path = Path(sys.executable).parent.parent / "crds" / name
+    if not path.is_file():
+        missing_tool(f"CRD {name}", "`make tools` copies the upstream CRDs into .venv/crds")
+    return path
 
 
 def kustomize_command() -> list[str] | None:
@@ -46,7 +75,7 @@ def render(directory: Path) -> list[dict]:
     """The manifests ``kustomize build directory`` prints."""
     command = kustomize_command()
     if command is None:
-        missing_tool("kustomize", "`make test` builds it from sigs.k8s.io/kustomize/kustomize/v5")
+        missing_tool("kustomize", "`make tools` builds it from sigs.k8s.io/kustomize/kustomize/v5")
         raise AssertionError  # unreachable: missing_tool skips or fails
     result = subprocess.run(
         [*command, str(directory)], capture_output=True, text=True, timeout=120, check=False
@@ -65,6 +94,44 @@ def one(manifests: list[dict], kind: str) -> dict:
     found = [m for m in manifests if m["kind"] == kind]
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
+
+
+def service_config_toml(manifests: list[dict]) -> str:
+    """The service's config.toml, from the ConfigMap that holds it."""
+    (text,) = [m["data"]["config.toml"] for m in manifests if "config.toml" in m.get("data", {})]
+    return text
+
+
+def pod_settings(
+    manifests: list[dict], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> ServiceSettings:
+    """The settings the scorer pod runs with: the ConfigMap's TOML plus the container's
+    environment (secrets as "from-the-secret", the CPU request for resourceFieldRef),
+    loaded by the service's own settings model. No setting may have both sources."""
+    from btsbot_stream import config as service_config
+
+    c = container(one(manifests, "Deployment"))
+    text = service_config_toml(manifests)
+    file_keys = {
+        f"BTSBOT_{section.upper()}__{key.upper()}"
+        for section, table in tomllib.loads(text).items()
+        for key in table
+    }
+    for variable in list(os.environ):
+        if variable.startswith("BTSBOT_"):
+            monkeypatch.delenv(variable)
+    for item in c["env"]:
+        assert item["name"].upper() not in file_keys, f"{item['name']} is also in config.toml"
+        source = item.get("valueFrom", {})
+        if "value" in item:
+            monkeypatch.setenv(item["name"], item["value"])
+        elif "resourceFieldRef" in source:
+            monkeypatch.setenv(item["name"], str(c["resources"]["requests"]["cpu"]))
+        elif "secretKeyRef" in source:
+            monkeypatch.setenv(item["name"], "from-the-secret")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return service_config.load(path)
 
 
 def container(deployment: dict, name: str = "btsbot-stream") -> dict:

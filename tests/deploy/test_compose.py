@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import tomllib
@@ -18,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from tests.deploy.conftest import REPO, missing_tool, tool
+from tests.deploy.conftest import REPO, missing_tool, require_tool, tool
 
 from btsbot_stream import config as service_config
 from btsbot_stream.stream.service import FLUSH_TIMEOUT_S
@@ -57,8 +58,11 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
     return _VARIABLE.sub(replace, value)
 
 
+PASSWORD = {"GRAFANA_ADMIN_PASSWORD": "s3cret"}
+
+
 def load(path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    return interpolate(yaml.safe_load(path.read_text()), env or {})
+    return interpolate(yaml.safe_load(path.read_text()), PASSWORD if env is None else env)
 
 
 @pytest.fixture(scope="module")
@@ -89,25 +93,35 @@ def test_the_schema_check_can_fail(compose_schema: dict) -> None:
     assert "services/btsbot/depends_on" in errors
 
 
+def _compose_check(files_: tuple[Path, ...], env: dict[str, str]) -> subprocess.CompletedProcess:
+    checker = require_tool("compose-check")
+    clean = {k: v for k, v in os.environ.items() if k not in {"GRAFANA_ADMIN_PASSWORD"}}
+    return subprocess.run(
+        [checker, *map(str, files_)],
+        capture_output=True, text=True, timeout=60, check=False, env={**clean, **env},
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "files_", [COMPOSE_FILES[:1], COMPOSE_FILES], ids=["compose", "compose+gpu"]
 )
-def test_docker_compose_config(files_: tuple[Path, ...]) -> None:
-    docker = tool("docker")
-    if (
-        docker is None
-        or subprocess.run(
-            [docker, "compose", "version"], capture_output=True, check=False
-        ).returncode
-    ):
-        # Optional: CI has no compose plugin (it needs no engine for `config`, though).
-        pytest.skip("the docker compose plugin is not installed")
-    args = [a for f in files_ for a in ("-f", str(f))]
-    result = subprocess.run(
-        [docker, "compose", *args, "config", "--quiet"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+def test_compose_loads_as_docker_compose_loads_it(files_: tuple[Path, ...]) -> None:
+    """The compose-spec loader `docker compose config` is built on (tests/deploy/
+    compose_check): schema, interpolation, paths, consistency. Without the Grafana
+    password it refuses, naming the variable."""
+    result = _compose_check(files_, {"GRAFANA_ADMIN_PASSWORD": "s3cret"})
     assert result.returncode == 0, result.stderr
+    project = json.loads(result.stdout)
+    btsbot = project["services"]["btsbot"]
+    sources = {Path(v["source"]).resolve() for v in btsbot["volumes"]}
+    assert (REPO / "models").resolve() in sources
+    replay = {Path(v["source"]).resolve() for v in project["services"]["replay"]["volumes"]}
+    assert replay == {(REPO / "deploy" / "demo" / "alerts").resolve()}
+    for service in project["services"].values():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", port
+    refused = _compose_check(files_, {})
+    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
 
 
 def _bind_sources(compose: dict[str, Any]) -> list[tuple[str, str]]:
@@ -136,7 +150,9 @@ def test_every_mounted_file_exists() -> None:
 
 
 def test_variables_move_the_mounts() -> None:
-    compose = load(COMPOSE_FILES[0], {"BTSBOT_ALERTS_DIR": "/data/night", "INPUT_PARTITIONS": "8"})
+    compose = load(
+        COMPOSE_FILES[0], {**PASSWORD, "BTSBOT_ALERTS_DIR": "/data/night", "INPUT_PARTITIONS": "8"}
+    )
     assert "/data/night:/data/alerts:ro" in compose["services"]["replay"]["volumes"]
     assert "--partitions 8" in compose["services"]["topic-init"]["command"][0]
 
@@ -178,7 +194,7 @@ def test_service_container() -> None:
     assert "./config.toml:/etc/btsbot/config.toml:ro" in service["volumes"]
     assert any(v.endswith(":/models:ro") for v in service["volumes"])
     assert service["read_only"] is True
-    assert "9108:9108" in service["ports"]
+    assert "127.0.0.1:9108:9108" in service["ports"]
     assert "/readyz" in " ".join(service["healthcheck"]["test"])
     grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
     assert grace, service["stop_grace_period"]
@@ -209,6 +225,51 @@ def test_gpu_override_reserves_a_gpu() -> None:
     assert gpu["environment"]["BTSBOT_ENGINE__DEVICE"] == "cuda"
     device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    # A GPU start: the CUDA image's own health check allows as long.
+    period = gpu["healthcheck"]["start_period"]
+    assert period == "600s" and "--start-period=600s" in (DOCKER / "Dockerfile.cuda").read_text()
+
+
+# --- nothing reachable from another machine, no default password ------------------------
+
+
+def _published(port: str | dict) -> tuple[str, str]:
+    """(host address, host port) of a compose port entry."""
+    if isinstance(port, dict):
+        return port.get("host_ip", "0.0.0.0"), str(port["published"])
+    parts = port.split(":")
+    return (parts[0], parts[1]) if len(parts) == 3 else ("0.0.0.0", parts[0])
+
+
+def test_every_published_port_is_on_loopback() -> None:
+    for path in COMPOSE_FILES:
+        for name, service in load(path)["services"].items():
+            for port in service.get("ports", []):
+                assert _published(port)[0] == "127.0.0.1", f"{path.name}: {name} {port}"
+    assert _published("9108:9108")[0] == "0.0.0.0"  # the check can fail
+    kafka = load(COMPOSE_FILES[0])["services"]["kafka"]["environment"]
+    assert "HOST://127.0.0.1:19092" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_no_default_admin_and_no_lifecycle_api() -> None:
+    with pytest.raises(AssertionError, match="GRAFANA_ADMIN_PASSWORD"):
+        load(COMPOSE_FILES[0], {})
+    grafana = load(COMPOSE_FILES[0])["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == PASSWORD["GRAFANA_ADMIN_PASSWORD"]
+    if grafana.get("GF_AUTH_ANONYMOUS_ENABLED") == "true":
+        assert grafana["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    prometheus = load(COMPOSE_FILES[0])["services"]["prometheus"]["command"]
+    assert not any("lifecycle" in flag or "admin-api" in flag for flag in prometheus)
+
+
+def test_defaults_are_the_repository_model_and_demo_sample() -> None:
+    compose = load(COMPOSE_FILES[0])
+    mounts = [*compose["services"]["btsbot"]["volumes"], *compose["services"]["replay"]["volumes"]]
+    sources = {(DOCKER / v.split(":")[0]).resolve() for v in mounts if v.startswith(".")}
+    assert (REPO / "models").resolve() in sources
+    assert (REPO / "deploy" / "demo" / "alerts").resolve() in sources
+    for path in COMPOSE_FILES:
+        assert "shared" not in path.read_text()
 
 
 def test_yaml_is_tidy() -> None:

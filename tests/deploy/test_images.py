@@ -7,10 +7,12 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import dockerfile
 import pytest
+import yaml
 from tests.deploy.conftest import REPO, missing_tool, tool
 
 DOCKERFILES = (REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.cuda")
@@ -59,12 +61,20 @@ def _dockerignore() -> list[str]:
 
 def test_dockerignore_semantics() -> None:
     patterns = _dockerignore()
-    assert not dockerignore_excludes("pyproject.toml", patterns)
-    assert not dockerignore_excludes("service/btsbot_stream/cli/run.py", patterns)
+    for path in (
+        "pyproject.toml",
+        "uv.lock",
+        "docker/install.sh",
+        "service/btsbot_stream/cli/run.py",
+        "models/btsbot-v1.0.1.onnx",
+        "models/LICENSE-BTSbot",
+    ):
+        assert not dockerignore_excludes(path, patterns), path
     for path in (
         ".git/config",
         ".venv/bin/python",
-        "models/btsbot-v1.0.1.onnx",
+        "models/btsbot-maxvit-tiny-in1k.onnx",
+        "docker/compose.yaml",
         "tests/conftest.py",
         "service/btsbot_stream/__pycache__/config.cpython-311.pyc",
         "out/scores.jsonl",
@@ -104,23 +114,114 @@ def test_image_shape(path: Path) -> None:
     assert "BTSBOT_ENGINE__DEVICE" not in env, "the device is the deployment's choice"
 
 
+DIGEST = r"@sha256:[0-9a-f]{64}"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_base_images_are_pinned_by_digest(path: Path) -> None:
+    commands = instructions(path)
+    args = _args(path)
+    stages = {c.value[-1] for c in commands if c.cmd == "FROM" and len(c.value) == 3}
+    for command in commands:
+        if command.cmd != "FROM":
+            continue
+        image = _expand(command.value[0], args)
+        if image == "scratch" or image in stages:
+            continue
+        assert re.search(DIGEST + "$", image), f"{path.name}: FROM {image} has no digest"
+
+
+def _runs(path: Path) -> str:
+    return " ".join(" ".join(c.value) for c in instructions(path) if c.cmd == "RUN")
+
+
+@pytest.mark.parametrize(("path", "flavour"), list(zip(DOCKERFILES, ("cpu", "cuda"), strict=True)))
+def test_images_install_from_the_lock_with_the_one_script(path: Path, flavour: str) -> None:
+    """docker/install.sh is the install path CI runs too (test_install.py); the images
+    copy the lock beside pyproject.toml and use the Makefile's uv."""
+    assert re.search(rf"sh docker/install\.sh /opt/venv {flavour}\b", _runs(path))
+    copied = {s for c in instructions(path) if c.cmd == "COPY" for s in c.value[:-1]}
+    assert {"uv.lock", "pyproject.toml", "docker/install.sh"} <= copied
+    makefile = (REPO / "Makefile").read_text()
+    make_uv = re.search(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
+    assert make_uv and _args(path)["UV_VERSION"] == make_uv[1]
+    assert "uv==${UV_VERSION}" in _runs(path)
+
+
 def test_cpu_image_is_slim_python() -> None:
-    args = _args(DOCKERFILES[0])
-    assert args["PYTHON_IMAGE"] == "python:3.11-slim"
-    run = " ".join(" ".join(c.value) for c in instructions(DOCKERFILES[0]) if c.cmd == "RUN")
-    assert "pip wheel" in run and "--no-index" in run  # wheel built, installed offline
+    image = _args(DOCKERFILES[0])["PYTHON_IMAGE"]
+    assert re.fullmatch(r"python:3\.11-slim" + DIGEST, image), image
+
+
+def _locked_version(package: str) -> str:
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    (version,) = [p["version"] for p in lock["package"] if p["name"] == package]
+    return str(version)
 
 
 def test_cuda_image_pairs_cuda_and_onnxruntime_majors() -> None:
-    args = _args(DOCKERFILES[1])
-    image = args["CUDA_IMAGE"]
-    match = re.fullmatch(r"nvidia/cuda:(\d+)\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+", image)
+    image = _args(DOCKERFILES[1])["CUDA_IMAGE"]
+    match = re.fullmatch(
+        r"nvidia/cuda:(\d+)\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+" + DIGEST, image
+    )
     assert match, image
     # onnxruntime-gpu 1.22-1.26 on PyPI are CUDA 12 builds, 1.27+ CUDA 13
-    assert match[1] == "12" and "<1.27" in args["ONNXRUNTIME_GPU"]
-    run = " ".join(" ".join(c.value) for c in instructions(DOCKERFILES[1]) if c.cmd == "RUN")
-    assert "pip uninstall -y onnxruntime" in run, "CPU and GPU onnxruntime must not mix"
-    assert "CUDAExecutionProvider" in run
+    major, minor = map(int, _locked_version("onnxruntime-gpu").split(".")[:2])
+    assert (major, minor) >= (1, 22)
+    assert match[1] == ("12" if (major, minor) < (1, 27) else "13")
+    script = (REPO / "docker" / "install.sh").read_text()
+    assert "--extra gpu --no-install-package onnxruntime;" in script, "no CPU onnxruntime"
+    assert "CUDAExecutionProvider" in script
+
+
+# --- the model in the images, and the Kubernetes overlays that run them ---------------
+
+MODEL_FILES = ("models/btsbot-v1.0.1.onnx", "models/LICENSE-BTSbot")
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_images_carry_the_production_model(path: Path) -> None:
+    commands = instructions(path)
+    runtime = commands[max(i for i, c in enumerate(commands) if c.cmd == "FROM") :]
+    copies = [c for c in runtime if c.cmd == "COPY" and not c.flags]
+    to_models = {s for c in copies if c.value[-1] == "/models/" for s in c.value[:-1]}
+    assert set(MODEL_FILES) <= to_models, f"{path.name} leaves out {set(MODEL_FILES) - to_models}"
+    for file in MODEL_FILES:
+        assert (REPO / file).is_file()
+    env = " ".join(" ".join(c.value) for c in runtime if c.cmd == "ENV")
+    assert "BTSBOT_ENGINE__MODELS_DIR /models" in env
+
+
+def _documented_builds() -> dict[str, str]:
+    """Image tag -> Dockerfile, from the `docker build` lines of the operator guide and
+    of the Dockerfiles' own headers."""
+    texts = [(REPO / "docs" / "operator-guide.md").read_text()]
+    texts += [p.read_text() for p in DOCKERFILES]
+    builds = {}
+    for text in texts:
+        flat = re.sub(r"\\\n\s*#?\s*", " ", text)  # join continued lines
+        for match in re.finditer(r"docker build -f (docker/Dockerfile\S*) -t (\S+) \.", flat):
+            builds[match[2].rpartition(":")[2]] = match[1]
+    return builds
+
+
+def test_every_overlay_image_is_a_documented_build_with_its_models() -> None:
+    from tests.deploy.conftest import K8S, OVERLAYS, render, service_config_toml
+
+    builds = _documented_builds()
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert builds == {version: "docker/Dockerfile", f"{version}-cuda": "docker/Dockerfile.cuda"}
+    for overlay in OVERLAYS:
+        kustomization = yaml.safe_load(
+            (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+        )
+        (image,) = kustomization["images"]
+        dockerfile = REPO / builds[image["newTag"]]
+        manifests = render(K8S / "overlays" / overlay)
+        models = tomllib.loads(service_config_toml(manifests))["engine"]["models"]
+        baked = {Path(f).stem for f in MODEL_FILES if f.endswith(".onnx")}
+        assert set(models) <= baked, f"{overlay}: {dockerfile.name} carries {baked}, not {models}"
+        test_images_carry_the_production_model(dockerfile)
 
 
 def test_hadolint() -> None:

@@ -44,11 +44,13 @@ def test_list_shows_every_model_and_what_is_present(pulled):
     card, models_dir = pulled("convnext")
     result = runner.invoke(main, ["models", "list", "--models-dir", str(models_dir)])
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    header, *lines = result.stdout.splitlines()  # not a terminal: tab-separated lines
+    present = header.split("\t").index("present")
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines}
     assert len(rows) == 11  # the ten published models and btsbot-v1.0.1
-    assert "│ yes " in rows[card.name] and card.source.repo in rows[card.name]
-    assert "│ no " in rows["btsbot-convnext-pico-galaxyzoo"]
-    assert "│ yes " in rows["btsbot-v1.0.1"]
+    assert rows[card.name][present] == "yes" and card.source.repo in rows[card.name]
+    assert rows["btsbot-convnext-pico-galaxyzoo"][present] == "no"
+    assert rows["btsbot-v1.0.1"][present] == "yes"
 
 
 @pytest.mark.parametrize(

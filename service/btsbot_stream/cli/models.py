@@ -7,8 +7,11 @@ of the CLI work without it.
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import click
 import numpy as np
@@ -63,30 +66,88 @@ def models() -> None:
     """The model repository: which models exist, pulling and exporting them, checking them."""
 
 
+_LIST_COLUMNS = ("model", "inputs", "architecture", "present", "source", "version", "parity")
+
+
 @models.command("list")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="BTSBOT_MODELS_LIST_JSON",
+    show_envvar=True,
+    help="A JSON array of models (one object per model) instead of a table.",
+)
 @options.models_dir
-def list_models(models_dir: Path) -> None:
-    """Every known model (the ten published ones, the built-in one, any exported ones)."""
+def list_models(as_json: bool, models_dir: Path) -> None:
+    """Every known model (the ten published ones, the built-in one, any exported ones).
+
+    A table on a terminal; tab-separated lines with a header when stdout is a pipe or a
+    file, so scripts can cut it; ``--json`` for anything more.
+    """
+    rows = _model_rows(models_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif sys.stdout.isatty():
+        table = Table(title=f"BTSbot models (models directory: {models_dir})")
+        for column in _LIST_COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*_cells(row))
+        Console().print(table)
+    else:
+        click.echo("\t".join(_LIST_COLUMNS))
+        for row in rows:
+            click.echo("\t".join(_cells(row)))
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    """A row as the table and the plain output show it."""
+    present = "yes" if row["present"] else "no (card only)" if row["card"] else "no"
+    parity = f"{row['parity']:.1e}" if row["parity"] is not None else "-"
+    shown = row | {"present": present, "parity": parity, "version": row["version"] or "-"}
+    return [str(shown[column]) for column in _LIST_COLUMNS]
+
+
+def _model_rows(models_dir: Path) -> list[dict[str, Any]]:
+    """One dict per known model: the published catalogue, the built-in one, then any
+    other card in ``models_dir``."""
     cards = all_cards(models_dir)
-    table = Table(title=f"BTSbot models (models directory: {models_dir})")
-    for column in ("model", "inputs", "architecture", "present", "source", "version", "parity"):
-        table.add_column(column, overflow="fold")
     names = [*CATALOGUE, BUILTIN_MODEL, *sorted(set(cards) - set(CATALOGUE) - {BUILTIN_MODEL})]
+    rows = []
     for name in names:
         card, entry = cards.get(name), CATALOGUE.get(name)
         if card is not None:
-            present = "yes" if model_path(card, models_dir).is_file() else "no (card only)"
-            source = card.source.repo or card.source.path or card.source.kind
-            parity = f"{card.export.parity_max_abs:.1e}" if card.export else "-"
-            inputs = "image+metadata" if card.uses_metadata else "image"
-            row = [name, inputs, card.architecture, present, source, card.version, parity]
+            file_present = model_path(card, models_dir).is_file()
+            row = {
+                "model": name,
+                "inputs": "image+metadata" if card.uses_metadata else "image",
+                "architecture": card.architecture,
+                "present": file_present,
+                "card": True,
+                "source": card.source.repo or card.source.path or card.source.kind,
+                "version": card.version,
+                "parity": card.export.parity_max_abs if card.export else None,
+                "file": str(model_path(card, models_dir)) if file_present else None,
+                "sha256": card.sha256,
+            }
         elif entry is not None:
-            inputs = "image+metadata" if entry.metadata else "image"
-            row = [name, inputs, entry.architecture, "no", entry.repo, "-", "-"]
+            row = {
+                "model": name,
+                "inputs": "image+metadata" if entry.metadata else "image",
+                "architecture": entry.architecture,
+                "present": False,
+                "card": False,
+                "source": entry.repo,
+                "version": None,
+                "parity": None,
+                "file": None,
+                "sha256": None,
+            }
         else:  # pragma: no cover - every name comes from one of the two
             continue
-        table.add_row(*row)
-    Console().print(table)
+        rows.append(row)
+    return rows
 
 
 @models.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,30 @@ bootstrap_servers = click.option(
     envvar="BTSBOT_KAFKA__BOOTSTRAP_SERVERS",
     show_envvar=True,
 )
+
+
+client_properties = click.option(
+    "-X",
+    "properties",
+    multiple=True,
+    metavar="KEY=VALUE",
+    envvar="BTSBOT_CLIENT_PROPERTIES",
+    show_envvar=True,
+    help="Any librdkafka client property (security.protocol, sasl.*, ssl.*...); repeatable "
+    "(env: space-separated KEY=VALUE).",
+)
+
+
+def client_config(bootstrap: str, properties: tuple[str, ...]) -> dict[str, Any]:
+    """A librdkafka configuration from ``--bootstrap-servers`` and ``-X KEY=VALUE``, its
+    log lines going through logging (the ``btsbot_stream.kafka`` logger) rather than
+    straight to stderr."""
+    config: dict[str, Any] = {}
+    for prop in properties:
+        key, sep, value = prop.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{key or prop!r} is not KEY=VALUE", param_hint="-X")
+        config[key] = value
+    config["bootstrap.servers"] = bootstrap
+    config["logger"] = logging.getLogger("btsbot_stream.kafka")
+    return config

@@ -31,13 +31,7 @@ from btsbot_stream.cli import options
     show_envvar=True,
     help="Create the topic with this many partitions if it does not exist.",
 )
-@click.option(
-    "-X",
-    "properties",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Any librdkafka producer property (SASL, SSL...); repeatable.",
-)
+@options.client_properties
 def replay(
     paths: tuple[Path, ...],
     topic: str,
@@ -47,17 +41,10 @@ def replay(
     properties: tuple[str, ...],
 ) -> None:
     """Produce alert packets (.avro files, folders, nightly .tar.gz) into TOPIC, unchanged."""
-    from btsbot_stream.stream.clients import KafkaConfig
     from btsbot_stream.stream.replay import ensure_topic
     from btsbot_stream.stream.replay import replay as produce_all
 
-    config: KafkaConfig = {}
-    for prop in properties:
-        key, sep, value = prop.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{prop!r} is not KEY=VALUE", param_hint="-X")
-        config[key] = value
-    config["bootstrap.servers"] = bootstrap_servers
+    config = options.client_config(bootstrap_servers, properties)
     if partitions:
         ensure_topic(config, topic, partitions)
     files = expand(paths)

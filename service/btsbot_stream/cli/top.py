@@ -27,11 +27,19 @@ from btsbot_stream.config import KafkaSettings
     show_envvar=True,
 )
 @click.option("-n", "count", default=10, show_default=True, help="How many best alerts to list.")
-def top(bootstrap_servers: str, topic: str, dead_letter_topic: str, count: int) -> None:
+@options.client_properties
+def top(
+    bootstrap_servers: str,
+    topic: str,
+    dead_letter_topic: str,
+    count: int,
+    properties: tuple[str, ...],
+) -> None:
     """Count scored alerts and dead letters, list the highest-scoring alerts."""
     from btsbot_stream.stream.summary import summarise
 
-    summary = summarise({"bootstrap.servers": bootstrap_servers}, topic, dead_letter_topic, count)
+    config = options.client_config(bootstrap_servers, properties)
+    summary = summarise(config, topic, dead_letter_topic, count)
     console = Console()
     dead = sum(summary.dead_letters.values())
     reasons = ", ".join(f"{r}={n}" for r, n in summary.dead_letters.most_common()) or "none"

@@ -3,11 +3,19 @@
 Asking for a GPU that is not there is an error, never a silent CPU run: ONNX Runtime
 falls back to the CPU quietly when a CUDA library is missing, so after creating a
 session we compare the providers it actually uses with what was asked for.
+
+``auto`` takes a GPU provider only when its library loads: onnxruntime-gpu lists the
+TensorRT provider whether or not the TensorRT libraries are installed (the CUDA image
+ships none), so the list alone would pick TensorRT, fall back and report a degraded
+start every time.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+from pathlib import Path
 from typing import Any, Literal
 
 import onnxruntime as ort
@@ -30,15 +38,42 @@ _SHORT = {
 }
 
 
+# The shared library ONNX Runtime loads for each GPU provider, beside its own library;
+# loading it pulls in that provider's dependencies (CUDA, cuDNN, TensorRT).
+_PROVIDER_LIBRARIES = {
+    "TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",
+    "CUDAExecutionProvider": "libonnxruntime_providers_cuda.so",
+}
+
+
 def short_name(provider: str) -> str:
     return _SHORT.get(provider, provider)
+
+
+def library_loads(path: Path) -> bool:
+    """Whether the dynamic loader can load ``path`` and everything it links to."""
+    try:
+        ctypes.CDLL(str(path), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+    except OSError as exc:
+        log.debug("%s does not load: %s", path.name, exc)
+        return False
+    return True
+
+
+def provider_loads(provider: str) -> bool:
+    """Whether a GPU provider of this onnxruntime build can actually be loaded (its
+    libraries are installed); the CPU provider always can."""
+    library = _PROVIDER_LIBRARIES.get(provider)
+    if library is None:
+        return True
+    return library_loads(Path(ort.__file__).parent / "capi" / library)
 
 
 def resolve(device: Device, degrade: bool = False) -> list[str]:
     """The provider list to give ONNX Runtime for a device setting.
 
-    ``auto`` takes the best provider this onnxruntime build offers (TensorRT, CUDA, then
-    CPU). An explicit ``cuda`` or ``tensorrt`` the build lacks is an error, or with
+    ``auto`` takes the best provider this onnxruntime build offers and can load (TensorRT,
+    CUDA, then CPU). An explicit ``cuda`` or ``tensorrt`` the build lacks is an error, or with
     ``degrade`` a loud fall-back to the CPU (the metrics then show a GPU requested and
     the CPU in use, and the GpuRequestedButCpu alert fires).
     """
@@ -46,9 +81,12 @@ def resolve(device: Device, degrade: bool = False) -> list[str]:
     if device == "auto":
         candidate: Device
         for candidate in ("tensorrt", "cuda", "cpu"):
-            if _PREFERENCES[candidate][0] in available:
+            provider = _PREFERENCES[candidate][0]
+            if provider in available and provider_loads(provider):
                 device = candidate
                 break
+            if provider in available:
+                log.info("device auto: %s is in this build, its libraries are not", provider)
     wanted = _PREFERENCES[device]
     if wanted[0] not in available:
         problem = (
