@@ -89,10 +89,20 @@ def scored_inputs(
     return sorted(inputs, key=lambda m: (m.row[2], m.row[1]))
 
 
-def produce(bootstrap: str, topic: str, inputs: list[ScoredInput], rate: float | None) -> None:
+def produce(
+    bootstrap: str,
+    topic: str,
+    inputs: list[ScoredInput],
+    rate: float | None,
+    timestamp_ms: int = 0,
+) -> None:
+    """Produce ``inputs`` in order (at ``rate`` per second; with ``timestamp_ms`` as
+    their Kafka timestamps, else the time of producing)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for n, message in enumerate(inputs):
-        producer.produce(topic, message.value, message.key, headers=message.headers)
+        producer.produce(
+            topic, message.value, message.key, headers=message.headers, timestamp=timestamp_ms
+        )
         producer.poll(0)
         if rate:
             time.sleep(1 / rate)

@@ -166,3 +166,30 @@ def test_broker_restart_mid_stream(inputs, expected, tmp_path):
         check("broker stopped and restarted", events, expected)
     finally:
         broker.stop()
+
+
+def test_objects_silent_for_the_retention_are_evicted(kafka, inputs, tmp_path):
+    setup = DecideSetup(kafka.bootstrap, tmp_path, partitions=1)
+    old, new, newer = _three_objects(inputs)
+    day, start = 86_400_000, 1_700_000_000_000
+    produce(kafka.bootstrap, setup.scored_topic, old, None, timestamp_ms=start)
+    stage = setup.start("a", idle=6, retention_days=60)
+    stage.wait_for_log(f"assigned ['{setup.scored_topic}[", timeout=120)
+    time.sleep(3)  # the old object is committed before the clock moves on
+    produce(kafka.bootstrap, setup.scored_topic, new, None, timestamp_ms=start + 61 * day)
+    time.sleep(3)
+    produce(kafka.bootstrap, setup.scored_topic, newer, None, timestamp_ms=start + 62 * day)
+    assert stage.wait(180) == 0, stage.log_text()[-3000:]
+    settings = config.load(setup.config("a"))
+    live = {
+        o.object_id
+        for o in inspect.from_changelog(
+            {"bootstrap.servers": kafka.bootstrap}, inspect.changelog_topic(settings)
+        )
+    }
+    assert live == {new[0].key, newer[0].key}, "the silent object was not evicted"
+
+
+def _three_objects(inputs: list[ScoredInput]) -> list[list[ScoredInput]]:
+    keys = list(dict.fromkeys(m.key for m in inputs))[:3]
+    return [[m for m in inputs if m.key == key] for key in keys]

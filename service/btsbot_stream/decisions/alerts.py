@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-UNIX_EPOCH_JD = 2440587.5
-MS_PER_DAY = 86_400_000
-
 
 @dataclass(frozen=True, slots=True)
 class ScoredAlert:
@@ -74,8 +71,3 @@ class ScoredAlert:
             "magpsf": self.magpsf,
             "scores": self.scores,
         }
-
-
-def jd_to_unix_ms(jd: float) -> int:
-    """Milliseconds since the Unix epoch of a Julian date (event time for the store)."""
-    return round((jd - UNIX_EPOCH_JD) * MS_PER_DAY)

@@ -29,7 +29,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from btsbot_stream import metrics
 from btsbot_stream.config import ServiceSettings
 from btsbot_stream.stream.decide import hooks
-from btsbot_stream.stream.decide.codec import ScoredDeserializer, event_time_ms
+from btsbot_stream.stream.decide.codec import ScoredDeserializer
 from btsbot_stream.stream.decide.processor import Decider
 from btsbot_stream.stream.enrich import CANDID_HEADER
 from btsbot_stream.stream.health import Health
@@ -84,15 +84,13 @@ def build_application(settings: ServiceSettings) -> Application:
         kafka.output_topic,
         key_deserializer="str",
         value_deserializer=ScoredDeserializer(),
-        timestamp_extractor=event_time_ms,
     )
     candidates = app.topic(decide.candidates_topic, key_serializer="str", value_serializer="json")
     sdf = app.dataframe(scored)
     sdf = sdf.apply(
         Decider(decide.policies, decide.retention_days), stateful=True, expand=True, metadata=True
     )
-    # Events carry the time of the decision, not the alert's (an old jd as a Kafka
-    # timestamp would let time-based retention delete a fresh event at once).
+    # Events carry the time of the decision as their Kafka timestamp.
     sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: value["decided_at"])
     sdf = sdf.set_headers(
         lambda value, key, timestamp, headers: [
@@ -104,14 +102,22 @@ def build_application(settings: ServiceSettings) -> Application:
     return app
 
 
-def run_stage(app: Application, health: DecideHealth, exit_when_idle: float | None) -> None:
+def run_stage(
+    app: Application, topic: str, health: DecideHealth, exit_when_idle: float | None
+) -> None:
     """Run until SIGTERM/SIGINT (Quix's handlers: finish, commit, exit) or idle."""
     last_gauges = 0.0
+    held: list[int] = []
 
     def periodic() -> None:
-        nonlocal last_gauges
+        nonlocal last_gauges, held
         health.beat()
         health.ready = True
+        now_held = hooks.assigned(app, topic)
+        if now_held != held:
+            held = now_held
+            health.assigned = len(held)
+            log.info("assigned %s", [f"{topic}[{p}]" for p in held])
         if time.monotonic() - last_gauges >= GAUGE_INTERVAL_S:
             last_gauges = time.monotonic()
             keys, size = hooks.store_size(app)

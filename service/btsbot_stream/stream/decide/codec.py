@@ -16,7 +16,7 @@ from quixstreams.models.serializers import Deserializer
 
 from btsbot_stream.alerts.avro import AlertDecoder, Projection
 from btsbot_stream.alerts.exceptions import InvalidAlert
-from btsbot_stream.decisions.alerts import ScoredAlert, jd_to_unix_ms
+from btsbot_stream.decisions.alerts import ScoredAlert
 from btsbot_stream.stream.enrich import FIELD
 
 CANDIDATE_FIELDS = ("candid", "jd", "fid", "magpsf", "ra", "dec")
@@ -82,12 +82,3 @@ class ScoredDeserializer(Deserializer):
             )
             return [Unreadable(reason, exc.detail)]
         return [scored_message(a.record) for a in alerts]
-
-
-def event_time_ms(value: Any, headers: Any, timestamp: int, timestamp_type: Any) -> int:
-    """Event time of a message for the state store's retention: the alert's jd (so a
-    backfill of old nights expires objects as the nights pass); the Kafka timestamp for
-    a message that could not be read."""
-    if isinstance(value, ScoredMessage):
-        return jd_to_unix_ms(value.alert.jd)
-    return timestamp

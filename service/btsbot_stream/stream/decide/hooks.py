@@ -5,7 +5,8 @@ to 3.28.x in pyproject.toml; the stream tests exercise every one of these).
   beat and the store gauges, on the processing thread, with or without traffic;
 - the state manager's ``do_recovery``, timed for the restore metric (it runs whenever
   assigned partitions need their stores rebuilt from the changelog);
-- the RocksDB handle of each assigned store partition, for its size properties.
+- the RocksDB handle of each assigned store partition, for its size properties;
+- the consumer's assignment, logged when it changes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def time_recovery(
             on_done(time.monotonic() - started)
 
     manager.do_recovery = timed  # type: ignore[method-assign]
+
+
+def assigned(app: Application, topic: str) -> list[int]:
+    """The partitions of ``topic`` this instance holds now."""
+    return sorted(tp.partition for tp in app._consumer.assignment() if tp.topic == topic)
 
 
 def store_databases(app: Application) -> Iterator[Any]:

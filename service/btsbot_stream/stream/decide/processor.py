@@ -1,9 +1,14 @@
 """The stateful step of the stage: one scored message -> its object's state -> events.
 
 The object's state is one value in the store (key = objectId, set by Quix from the
-message key), written back with a time-to-live so the store forgets objects with no
-alert for ``retention_days``: the expiry is the object's latest jd plus the retention,
-measured in event time (jd), and Quix writes a changelog tombstone when it evicts.
+message key), written back with a time-to-live of ``retention_days``: Quix evicts an
+object once its partition has received messages that much newer (Kafka timestamps of
+the scored topic, i.e. when the alerts were scored) and writes a changelog tombstone.
+Retention in alert time is the decision code's own: an alert more than
+``retention_days`` (jd) after the object's last one starts the object afresh.
+Kafka time, not jd, drives the eviction because a partition's clock is its newest
+message: in jd, one alert of a recent night would evict every object of an older night
+replayed after it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from typing import Any
 from quixstreams.state import State
 
 from btsbot_stream import metrics
-from btsbot_stream.decisions.alerts import MS_PER_DAY, jd_to_unix_ms
 from btsbot_stream.decisions.decide import observe
 from btsbot_stream.decisions.events import candidate_event
 from btsbot_stream.decisions.policies import PolicySpec
@@ -34,6 +38,7 @@ class Decider:
     def __init__(self, policies: Sequence[PolicySpec], retention_days: float) -> None:
         self.policies = tuple(policies)
         self.retention_days = retention_days
+        self._ttl = timedelta(days=retention_days)
         self._models_missing_warned: set[str] = set()
 
     def __call__(self, value: Any, key: Any, timestamp: int, headers: Any, state: State) -> list:
@@ -57,19 +62,22 @@ class Decider:
         metrics.DECIDE_ALERTS.labels("late" if seen.late else "in_order").inc()
         if seen.expired:
             metrics.DECIDE_EXPIRED_ON_ARRIVAL.inc()
-        state.set(STATE_KEY, seen.state.to_json(), ttl=self._ttl(seen.state, value))
+        state.set(STATE_KEY, seen.state.to_json(), ttl=self._ttl)
         now = int(time.time() * 1000)
         events = []
         for fire in seen.fires:
             metrics.DECIDE_EVENTS.labels(fire.policy.name).inc()
+            log.info(
+                "candidate %s %s: candid %d, jd %.5f, magpsf %.2f%s",
+                value.object_id,
+                fire.policy.name,
+                fire.trigger.candid,
+                fire.trigger.jd,
+                fire.trigger.magpsf,
+                " (on a late alert)" if fire.late else "",
+            )
             events.append(candidate_event(value.object_id, fire, seen.state, value.models, now))
         return events
-
-    def _ttl(self, state: ObjectState, message: ScoredMessage) -> timedelta:
-        # Quix stamps expiry = this record's event time + ttl; the object must live until
-        # its latest jd + retention, whichever of its alerts is being processed.
-        expires_ms = jd_to_unix_ms(state.last_jd) + round(self.retention_days * MS_PER_DAY)
-        return timedelta(milliseconds=max(expires_ms - jd_to_unix_ms(message.alert.jd), 1))
 
     def _warn_missing_models(self, message: ScoredMessage) -> None:
         for policy in self.policies:

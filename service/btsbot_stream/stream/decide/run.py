@@ -35,8 +35,8 @@ def run_decide(settings: ServiceSettings, exit_when_idle: float | None = None) -
     )
     port = settings.observability.metrics_port
     if port is None:
-        run_stage(app, health, exit_when_idle)
+        run_stage(app, settings.kafka.output_topic, health, exit_when_idle)
         return
     with HealthServer(health, settings.observability.metrics_host, port) as server:
         log.info("metrics, /healthz and /readyz on port %d", server.port)
-        run_stage(app, health, exit_when_idle)
+        run_stage(app, settings.kafka.output_topic, health, exit_when_idle)
