@@ -134,7 +134,20 @@ def main() -> None:
     messages = scored_messages(args.objects, args.alerts_per_object)
     results: dict[str, object] = {"objects": args.objects, "alerts": len(messages)}
     results.update(in_process(messages))
-    tmp = Path(tempfile.mkdtemp(prefix="decide-bench-"))
+    with tempfile.TemporaryDirectory(prefix="decide-bench-") as folder:
+        results.update(through_kafka(Path(folder), messages, args.objects))
+    results.update(
+        machine=f"{platform.machine()}, {os.cpu_count()} cores",
+        date=dt.datetime.now(dt.UTC).isoformat(timespec="minutes"),
+    )
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+def through_kafka(tmp: Path, messages: list[tuple[str, bytes, list]], objects: int) -> dict:
+    results: dict[str, float] = {}
     with LocalKafka(port=_free_port(), data_dir=tmp / "kafka") as kafka:
         bootstrap, topic = kafka.bootstrap, "bench_scored"
         admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -171,6 +184,7 @@ def main() -> None:
         elapsed = time.monotonic() - started
         stage.terminate()
         stage.wait(120)
+        log.close()
         events = len(read_to_end({"bootstrap.servers": bootstrap}, "ztf_btsbot_candidates", 120))
         changelog = read_to_end(
             {"bootstrap.servers": bootstrap}, f"changelog__btsbot-decide--{topic}--default", 300
@@ -180,7 +194,7 @@ def main() -> None:
             stage_alerts_per_s=len(messages) / elapsed,
             stage_events_per_s=events / elapsed,
             events=events,
-            value_bytes_per_object=sum(values[-args.objects :]) / args.objects,
+            value_bytes_per_object=sum(values[-objects:]) / objects,
         )
 
         config = write_config(tmp / "b.toml", bootstrap, topic, tmp / "state-b")
@@ -202,17 +216,10 @@ def main() -> None:
         seconds = float(re.search(r"state restored in ([0-9.]+) s", restore.stderr)[1])
         results.update(
             restore_s=seconds,
-            restore_s_per_100k_objects=seconds * 100_000 / args.objects,
-            rocksdb_bytes_per_object=folder_bytes(tmp / "state-b") / args.objects,
+            restore_s_per_100k_objects=seconds * 100_000 / objects,
+            rocksdb_bytes_per_object=folder_bytes(tmp / "state-b") / objects,
         )
-    results.update(
-        machine=f"{platform.machine()}, {os.cpu_count()} cores",
-        date=dt.datetime.now(dt.UTC).isoformat(timespec="minutes"),
-    )
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    return results
 
 
 if __name__ == "__main__":
