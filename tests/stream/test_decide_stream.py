@@ -22,7 +22,7 @@ from stream_support import REPORTS
 from tests.decisions.reference import reference_fires
 
 from btsbot_stream import config
-from btsbot_stream.stream.decide import inspect
+from btsbot_stream.stream.decide import readback
 
 pytestmark = pytest.mark.kafka
 OBJECTS = 70
@@ -107,11 +107,11 @@ def test_restored_state_equals_the_state_before_the_kill(kafka, inputs, expected
     time.sleep(2)  # one more checkpoint: everything consumed is committed
     first.kill()
     settings = config.load(setup.config("a"))
-    before = {o.object_id: o for o in inspect.from_state_dir(settings)}
+    before = {o.object_id: o for o in readback.from_state_dir(settings)}
     committed = {
         o.object_id: o
-        for o in inspect.from_changelog(
-            {"bootstrap.servers": kafka.bootstrap}, inspect.changelog_topic(settings)
+        for o in readback.from_changelog(
+            {"bootstrap.servers": kafka.bootstrap}, readback.changelog_topic(settings)
         )
     }
     assert len(before) == OBJECTS
@@ -120,7 +120,7 @@ def test_restored_state_equals_the_state_before_the_kill(kafka, inputs, expected
     fresh = setup.start("fresh", idle=4)
     assert fresh.wait(180) == 0, fresh.log_text()[-3000:]
     assert "state restored in" in fresh.log_text()
-    restored = {o.object_id: o for o in inspect.from_state_dir(config.load(setup.config("fresh")))}
+    restored = {o.object_id: o for o in readback.from_state_dir(config.load(setup.config("fresh")))}
     assert restored == before
     # ... and decided nothing again.
     check("state restored on a fresh instance", setup.events(), expected)
@@ -183,8 +183,8 @@ def test_objects_silent_for_the_retention_are_evicted(kafka, inputs, tmp_path):
     settings = config.load(setup.config("a"))
     live = {
         o.object_id
-        for o in inspect.from_changelog(
-            {"bootstrap.servers": kafka.bootstrap}, inspect.changelog_topic(settings)
+        for o in readback.from_changelog(
+            {"bootstrap.servers": kafka.bootstrap}, readback.changelog_topic(settings)
         )
     }
     assert live == {new[0].key, newer[0].key}, "the silent object was not evicted"

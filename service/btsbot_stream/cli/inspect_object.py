@@ -36,15 +36,15 @@ def inspect_object(object_id: str, config_path: Path | None, state_dir: Path | N
     when the object is not in the state (never seen, or expired).
     """
     settings = config.load(config_path)
-    from btsbot_stream.stream.decide import inspect  # Kafka clients load only here
+    from btsbot_stream.stream.decide import readback  # Kafka clients load only here
 
     if state_dir is not None:
-        objects = inspect.from_state_dir(settings, state_dir)
+        objects = readback.from_state_dir(settings, state_dir)
         source = str(state_dir)
     else:
-        topic = inspect.changelog_topic(settings)
+        topic = readback.changelog_topic(settings)
         client = {"bootstrap.servers": settings.kafka.bootstrap_servers}
-        objects = inspect.from_changelog({**client, **settings.kafka.client_properties()}, topic)
+        objects = readback.from_changelog({**client, **settings.kafka.client_properties()}, topic)
         source = topic
     found = next((o for o in objects if o.object_id == object_id), None)
     if found is None:

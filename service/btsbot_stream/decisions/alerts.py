@@ -60,7 +60,9 @@ class ScoredAlert:
     @classmethod
     def from_row(cls, row: list[Any]) -> ScoredAlert:
         candid, jd, fid, magpsf, ra, dec, scores = row
-        return cls(int(candid), float(jd), int(fid), float(magpsf), ra, dec, dict(scores))
+        return cls(
+            int(candid), float(jd), int(fid), float(magpsf), float(ra), float(dec), dict(scores)
+        )
 
     def history_entry(self) -> dict[str, Any]:
         """How the alert appears in a candidate event's score history."""

@@ -15,6 +15,9 @@ from btsbot_stream.decisions.state import ObjectState
 
 @dataclass(frozen=True, slots=True)
 class ObjectFire:
+    """A fire on one object. ``state`` is the object's state at the fire; the iterator
+    goes on adding alerts to it, so build the event before taking the next item."""
+
     object_id: str
     fire: Fire
     state: ObjectState
