@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main command: a local Apache Kafka, the demo sample (deploy/demo/alerts)
 # replayed into a ZTF-style nightly topic, the service scoring it with the production
-# model shipped in models/ until idle, and a summary. Needs nothing beside the clone.
+# model shipped in models/ until idle, a summary, then the decision stage and the
+# candidate events the sample produces. Needs nothing beside the clone.
 # Usage: deploy/demo/run.sh VENV_BIN
 set -euo pipefail
 bin=$(cd "$1" && pwd)
@@ -22,3 +23,9 @@ BTSBOT_ENGINE__MODELS_DIR=$repo/models \
     "$bin/btsbot-stream" run --config "$here/config.toml" --exit-when-idle 5
 "$bin/btsbot-stream" top --bootstrap-servers "$bootstrap" --topic ztf_btsbot_scored \
     --dead-letter-topic ztf_btsbot_dead_letters -n 10
+# The decision stage over what was scored: one candidate event per (object, policy),
+# logged as it is published to ztf_btsbot_candidates.
+BTSBOT_KAFKA__BOOTSTRAP_SERVERS=$bootstrap \
+BTSBOT_DECIDE__STATE_DIR=$data/decide-state \
+    "$bin/btsbot-stream" decide --config "$here/config.toml" --exit-when-idle 5 2>&1 \
+    | grep -E "processor: candidate |decide.app: stopped cleanly"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from btsbot_stream.decisions.policies import BUILTIN_POLICIES, PolicySpec
 from btsbot_stream.errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -117,6 +118,38 @@ class ObservabilitySettings(BaseModel):
     log_level: str = "INFO"
 
 
+class DecideSettings(BaseModel):
+    """The decision stage (``btsbot-stream decide``): per-object policies over the scored
+    topic (``kafka.output_topic``), candidate events out. See docs/design.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_id: str = Field(default="btsbot-decide", description="its own consumer group")
+    candidates_topic: str = "ztf_btsbot_candidates"
+    state_dir: Path = Field(default=Path("state"), description="local RocksDB state")
+    retention_days: float = Field(
+        default=60.0, gt=0, description="objects with no alert for this long (jd) expire"
+    )
+    processing_guarantee: Literal["exactly-once", "at-least-once"] = Field(
+        default="exactly-once",
+        description="exactly-once: each (object, policy) event once for read_committed "
+        "readers; at-least-once: a crash can repeat an event",
+    )
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="checkpoint (transaction) interval"
+    )
+    policies: tuple[PolicySpec, ...] = BUILTIN_POLICIES
+
+    @model_validator(mode="after")
+    def _unique_policy_names(self) -> DecideSettings:
+        names = [p.name for p in self.policies]
+        if not names:
+            raise ValueError("decide.policies is empty: nothing would ever fire")
+        if len(set(names)) != len(names):
+            raise ValueError(f"decide.policies: a name is used twice in {names}")
+        return self
+
+
 class ServiceSettings(BaseSettings):
     """Everything ``btsbot-stream run`` needs."""
 
@@ -128,6 +161,7 @@ class ServiceSettings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     delivery: DeliverySettings = DeliverySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    decide: DecideSettings = DecideSettings()
     schema_dir: Path | None = None
     schema_registry: str | None = None
 
@@ -161,20 +195,43 @@ def load(path: Path | None = None) -> ServiceSettings:
     """Settings from the environment over the file; ConfigError says what is wrong."""
     base = read_file(path) if path else {}
     try:
-        return _with_file_below_env(base)
+        return _with_file_below_env(ServiceSettings, base)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from exc
+        raise ConfigError(f"invalid configuration: {_problems(exc)}") from exc
 
 
-def _with_file_below_env(file_values: dict[str, Any]) -> ServiceSettings:
+class _DecideOnly(BaseSettings):
+    """The ``decide`` section alone (``decide --replay`` needs no Kafka settings)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BTSBOT_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    decide: DecideSettings = DecideSettings()
+
+
+def load_decide(path: Path | None = None) -> DecideSettings:
+    """The decide settings from the environment over the file's [decide] section."""
+    base = read_file(path) if path else {}
+    try:
+        return _with_file_below_env(_DecideOnly, base).decide
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+_S = TypeVar("_S", bound=BaseSettings)
+
+
+def _with_file_below_env(settings_cls: type[_S], file_values: dict[str, Any]) -> _S:
     # pydantic-settings gives init kwargs the highest priority; we want the environment
     # to win over the file, so the file goes in as the lowest-priority source.
     from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource
 
-    class _Settings(ServiceSettings):
+    class _Settings(settings_cls):  # type: ignore[valid-type,misc]
         @classmethod
         def settings_customise_sources(
             cls,

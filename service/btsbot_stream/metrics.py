@@ -64,3 +64,46 @@ GPU_REQUESTED = Gauge(
     namespace=NAMESPACE,
 )
 BUILD = Info("build", "Service version and configuration summary", namespace=NAMESPACE)
+
+# --- the decision stage (btsbot-stream decide) ---------------------------------------------
+DECIDE_ALERTS = Counter(
+    "decide_alerts",
+    "Scored alerts taken into object state: in_order, late (older than one already seen), "
+    "duplicate (candid already known: ignored)",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
+DECIDE_UNREADABLE = Counter(
+    "decide_unreadable",
+    "Scored-topic messages the decision stage skipped, by reason",
+    ["reason"],
+    namespace=NAMESPACE,
+)
+DECIDE_EVENTS = Counter(
+    "decide_events",
+    "Candidate events produced (a policy firing on an object), per policy",
+    ["policy"],
+    namespace=NAMESPACE,
+)
+DECIDE_EXPIRED_ON_ARRIVAL = Counter(
+    "decide_expired_on_arrival",
+    "Alerts whose object's history was older than the retention: history dropped, "
+    "the object starts afresh",
+    namespace=NAMESPACE,
+)
+DECIDE_OBJECTS = Gauge(
+    "decide_objects",
+    "Objects in this instance's state store (RocksDB estimate), assigned partitions only",
+    namespace=NAMESPACE,
+)
+DECIDE_STATE_BYTES = Gauge(
+    "decide_state_bytes",
+    "Bytes of this instance's state store: SST files plus memtables",
+    namespace=NAMESPACE,
+)
+DECIDE_RESTORE_SECONDS = Histogram(
+    "decide_restore_seconds",
+    "Wall time of restoring state stores from their changelog topics",
+    namespace=NAMESPACE,
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)

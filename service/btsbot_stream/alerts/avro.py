@@ -32,12 +32,25 @@ from btsbot_stream.alerts.stamps import STAMP_ORDER
 CONTAINER_MAGIC = b"Obj\x01"
 WIRE_MAGIC = 0
 SYNC_SIZE = 16
-_TOP_LEVEL = {"schemavsn", "objectId", "candid", "candidate", "prv_candidates", *STAMP_ORDER}
-_PROJECTION = {
-    "candidate": set(CANDIDATE_FIELDS),
-    "prv_candidate": set(HISTORY_FIELDS),
-    "cutout": {"stampData"},
-}
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The fields a reader keeps: top-level field names, and field names per record type
+    (by short name); record types not named keep every field."""
+
+    top_level: frozenset[str]
+    records: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+SCORING = Projection(
+    frozenset({"schemavsn", "objectId", "candid", "candidate", "prv_candidates", *STAMP_ORDER}),
+    {
+        "candidate": frozenset(CANDIDATE_FIELDS),
+        "prv_candidate": frozenset(HISTORY_FIELDS),
+        "cutout": frozenset({"stampData"}),
+    },
+)
 
 
 @dataclass(eq=False)
@@ -50,13 +63,13 @@ class AlertSchema:
     extras: dict[str, Any] = field(default_factory=dict)  # caches of later stages
 
     @classmethod
-    def from_text(cls, text: str) -> AlertSchema:
+    def from_text(cls, text: str, projection: Projection = SCORING) -> AlertSchema:
         try:
             schema = json.loads(text)
             # Parsed with fastavro's marker, so schemaless_reader does not parse them
             # again on every message (that halves the decode time).
             writer = fastavro.parse_schema(schema)
-            reader = fastavro.parse_schema(_project(schema))
+            reader = fastavro.parse_schema(_project(schema, projection))
         except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
             raise InvalidAlert("avro_malformed", f"embedded schema does not parse: {exc}") from exc
         return cls(text=text, writer=writer, reader=reader)
@@ -75,22 +88,23 @@ def _short_name(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def _project(node: Any, top: bool = True) -> Any:
-    """Copy a schema keeping only the fields scoring reads (names and types unchanged)."""
+def _project(node: Any, projection: Projection, top: bool = True) -> Any:
+    """Copy a schema keeping only the fields ``projection`` names (names and types
+    unchanged)."""
     if isinstance(node, list):
-        return [_project(branch, top=False) for branch in node]
+        return [_project(branch, projection, top=False) for branch in node]
     if not isinstance(node, dict):
         return node
     kind = node.get("type")
     if kind == "array":
-        return {**node, "items": _project(node["items"], top=False)}
+        return {**node, "items": _project(node["items"], projection, top=False)}
     if kind == "map":
-        return {**node, "values": _project(node["values"], top=False)}
+        return {**node, "values": _project(node["values"], projection, top=False)}
     if kind != "record":
         return node
-    keep = _TOP_LEVEL if top else _PROJECTION.get(_short_name(node["name"]))
+    keep = projection.top_level if top else projection.records.get(_short_name(node["name"]))
     fields = [
-        {**f, "type": _project(f["type"], top=False)}
+        {**f, "type": _project(f["type"], projection, top=False)}
         for f in node["fields"]
         if keep is None or f["name"] in keep
     ]
@@ -163,8 +177,11 @@ _CODECS: dict[str, Callable[[bytes], bytes] | None] = {
 class AlertDecoder:
     """Turns message bytes into :class:`DecodedAlert` records, caching every schema."""
 
-    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+    def __init__(
+        self, registry: SchemaRegistry | None = None, projection: Projection = SCORING
+    ) -> None:
         self._registry = registry
+        self._projection = projection
         self._by_text: dict[bytes, AlertSchema] = {}
         self._by_id: dict[int, AlertSchema] = {}
 
@@ -189,7 +206,7 @@ class AlertDecoder:
     def _schema_for_text(self, text: bytes) -> AlertSchema:
         schema = self._by_text.get(text)
         if schema is None:
-            schema = AlertSchema.from_text(text.decode("utf-8"))
+            schema = AlertSchema.from_text(text.decode("utf-8"), self._projection)
             self._by_text[text] = schema
         return schema
 
@@ -208,7 +225,7 @@ class AlertDecoder:
                 raise InvalidAlert(
                     "schema_unknown", f"schema id {schema_id} not found in {self._registry}"
                 )
-            schema = self._by_id[schema_id] = AlertSchema.from_text(text)
+            schema = self._by_id[schema_id] = AlertSchema.from_text(text, self._projection)
         datum = data[5:]
         return self._read_records(datum, 1, schema)[0]
 

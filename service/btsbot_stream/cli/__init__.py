@@ -49,13 +49,15 @@ def main(log_level: str, log_format: logs.LogFormat) -> None:
 
 def _register() -> None:
     from btsbot_stream.cli.bench import bench
+    from btsbot_stream.cli.decide import decide
+    from btsbot_stream.cli.inspect_object import inspect_object
     from btsbot_stream.cli.models import models
     from btsbot_stream.cli.replay import replay
     from btsbot_stream.cli.run import run
     from btsbot_stream.cli.score import score
     from btsbot_stream.cli.top import top
 
-    for command in (score, bench, models, run, replay, top):
+    for command in (score, bench, models, run, replay, top, decide, inspect_object):
         main.add_command(command)
 
 
