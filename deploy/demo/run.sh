@@ -22,3 +22,11 @@ BTSBOT_ENGINE__MODELS_DIR=$repo/models \
     "$bin/btsbot-stream" run --config "$here/config.toml" --exit-when-idle 5
 "$bin/btsbot-stream" top --bootstrap-servers "$bootstrap" --topic ztf_btsbot_scored \
     --dead-letter-topic ztf_btsbot_dead_letters -n 10
+# The scanning page over what was scored (and the candidate events, once decided):
+# cutouts, light curves, the JSON API. Ctrl-C ends the demo. BTSBOT_DEMO_WEB=0 skips it.
+if [ "${BTSBOT_DEMO_WEB:-1}" != 0 ]; then
+    web_port=${BTSBOT_DEMO_WEB_PORT:-8080}
+    echo "the scanning page (Ctrl-C stops the demo):"
+    "$bin/btsbot-stream" web --bootstrap-servers "$bootstrap" --port "$web_port" \
+        --topic ztf_btsbot_scored
+fi

@@ -17,35 +17,36 @@ from btsbot_stream.follow.filters import ANY_MODEL, Cone, Filters
 from btsbot_stream.follow.items import FollowItem, header_scores
 from btsbot_stream.follow.kafka import classify, client_properties
 
+# The decision stage's event as its guide documents it (event_version 1).
 EVENT = {
-    "objectId": "ZTF20aajcdad",
-    "policy": "bts_p2",
-    "candid": 1127536316315015004,
-    "jd": 2458882.0363194,
-    "magpsf": 17.51,
-    "position": {"ra": 201.6235643, "dec": 36.0086571},
-    "peakmag_so_far": 17.51,
-    "score_history": [
-        {"jd": 2458881.99, "candid": 1127495406315015005, "scores": {"btsbot-v1.0.1": 0.97}},
-        {"jd": 2458882.03, "candid": 1127536316315015004, "scores": {"btsbot-v1.0.1": 0.99}},
-    ],
-    "models": [{"name": "btsbot-v1.0.1", "version": "1.0.1"}],
-    "service_version": "0.1.0",
-    "note": "kept in extra",
-}
+    "event_version": 1, "objectId": "ZTF20aajcdad", "policy": "bts_p1",
+    "candid": 1127536316315015004, "jd": 2458882.0363194, "magpsf": 17.505842208862305,
+    "fid": 2, "ra": 201.6235627, "dec": 36.0086524, "brightest_magpsf": 17.505842208862305,
+    "late": False, "arrived_candid": 1127536316315015004, "n_alerts": 2,
+    "history": [
+        {"jd": 2458881.9954051, "candid": 1127495406315015005, "fid": 1,
+         "magpsf": 17.546560287475586, "scores": {"btsbot-v1.0.1": 0.9996846914291382}},
+        {"jd": 2458882.0363194, "candid": 1127536316315015004, "fid": 2,
+         "magpsf": 17.505842208862305, "scores": {"btsbot-v1.0.1": 0.999690055847168}}],
+    "policy_definition": {"name": "bts_p1", "model": "btsbot-v1.0.1", "score_threshold": 0.5},
+    "models": [{"model": "btsbot-v1.0.1", "version": "1.0.1", "sha256": "747790d6"}],
+    "service_version": "0.1.0", "decided_at": 1796109100152,
+}  # fmt: skip
 
 
 def test_json_event_is_read_with_its_history() -> None:
     event = decode_event(json.dumps(EVENT).encode())
-    assert (event.object_id, event.policy, event.candid) == (
-        "ZTF20aajcdad",
-        "bts_p2",
-        1127536316315015004,
-    )
-    assert (event.ra, event.dec, event.peak_mag) == (201.6235643, 36.0086571, 17.51)
-    assert event.latest_scores == {"btsbot-v1.0.1": 0.99}
+    assert (event.object_id, event.policy, event.candid, event.fid) == (
+        "ZTF20aajcdad", "bts_p1", 1127536316315015004, 2,
+    )  # fmt: skip
+    assert (event.ra, event.dec) == (201.6235627, 36.0086524)
+    assert event.peak_mag == 17.505842208862305
+    assert event.latest_scores == {"btsbot-v1.0.1": 0.999690055847168}
+    assert [h.candid for h in event.history] == [1127495406315015005, 1127536316315015004]
     assert event.models == {"btsbot-v1.0.1": "1.0.1"}
-    assert event.extra == {"note": "kept in extra"}
+    assert set(event.extra) == {
+        "event_version", "late", "arrived_candid", "n_alerts", "policy_definition", "decided_at",
+    }  # fmt: skip
 
 
 def test_other_spellings_and_avro_container() -> None:
@@ -150,6 +151,11 @@ def test_properties_from_file_then_x(tmp_path: object) -> None:
         '[kafka]\nbootstrap_servers = "b:9093"\n[kafka.properties]\n'
         '"security.protocol" = "SASL_SSL"\n"sasl.mechanism" = "PLAIN"\n'
     )
-    bootstrap, props = client_properties(path, ["sasl.mechanism=SCRAM-SHA-512"])
+    env = {"BTSBOT_KAFKA__PROPERTIES__sasl.password": "from-a-secret", "OTHER": "x"}
+    bootstrap, props = client_properties(path, ["sasl.mechanism=SCRAM-SHA-512"], env)
     assert bootstrap == "b:9093"
-    assert props == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}
+    assert props == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.password": "from-a-secret",
+    }

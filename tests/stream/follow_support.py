@@ -28,9 +28,12 @@ def publish(
     return count
 
 
-def publish_events(bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]]) -> None:
+def publish_events(
+    bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]], create: bool = True
+) -> None:
     """Candidate events as JSON (key objectId), the decision stage's format."""
-    create_topic(bootstrap, topic, 1)
+    if create:
+        create_topic(bootstrap, topic, 1)
     producer = Producer({"bootstrap.servers": bootstrap})
     for event in events:
         producer.produce(topic, json.dumps(event).encode(), str(event["objectId"]).encode())

@@ -1,11 +1,12 @@
 """Candidate events of the decision stage (``decide``), read tolerantly.
 
 The decision stage publishes one event per object and policy when the policy first
-passes (key objectId). The value is JSON or an Avro container file; the fields we read
-are ``objectId``, ``policy``, ``candid``, ``jd``, ``magpsf``, a position, the brightest
-magnitude so far, a score history, the models and the service version. Names differ
-between drafts of that format, so each is looked up under its known spellings, and
-everything else is kept in ``extra``. Only ``objectId`` and ``policy`` are required.
+passes (key objectId; ``event_version`` 1 is JSON, see docs/follow-up-guide.md). The
+fields read here are ``objectId``, ``policy``, ``candid``, ``jd``, ``magpsf``, ``fid``,
+the position, the brightest magnitude so far, the score ``history``, the ``models`` and
+the service version. Each is looked up under the names drafts of the format used (and
+an Avro container is read as well as JSON), everything else is kept in ``extra``: only
+``objectId`` and ``policy`` are required, so a later version still reads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "candid": ("candid", "candidate_id"),
     "jd": ("jd", "decided_jd", "at_jd"),
     "magpsf": ("magpsf", "mag", "magnitude"),
+    "fid": ("fid", "filter_id"),
     "ra": ("ra",),
     "dec": ("dec",),
     "peak_mag": (
@@ -57,6 +59,7 @@ class CandidateEvent:
     candid: int | None = None
     jd: float | None = None
     magpsf: float | None = None
+    fid: int | None = None
     ra: float | None = None
     dec: float | None = None
     peak_mag: float | None = None
@@ -167,6 +170,7 @@ def event_from_mapping(data: Mapping[str, Any]) -> CandidateEvent:
         candid=_int(_get(data, "candid")),
         jd=_num(_get(data, "jd")),
         magpsf=_num(_get(data, "magpsf")),
+        fid=_int(_get(data, "fid")),
         ra=ra,
         dec=dec,
         peak_mag=_num(_get(data, "peak_mag")),

@@ -12,8 +12,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from astropy.coordinates import angular_separation
-
 from btsbot_stream.follow.items import FollowItem
 
 ANY_MODEL = "*"  # --min-score 0.5: every model the alert carries must reach 0.5
@@ -29,6 +27,8 @@ class Cone:
     radius_arcsec: float
 
     def contains(self, ra: float, dec: float) -> bool:
+        from astropy.coordinates import angular_separation  # heavy; only for cone searches
+
         separation = angular_separation(
             math.radians(self.ra), math.radians(self.dec), math.radians(ra), math.radians(dec)
         )

@@ -55,6 +55,16 @@ class FollowItem:
     def band(self) -> str | None:
         return None if self.fid is None else BANDS.get(self.fid, str(self.fid))
 
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What makes an item a repeat: the candid of an alert; (object, policy, candid)
+        of an event."""
+        if self.kind == "candidate":
+            return ("candidate", self.object_id, self.policy, self.candid)
+        if self.candid is not None:
+            return ("alert", self.candid)
+        return ("alert", self.object_id, self.jd)
+
     def as_json(self) -> dict[str, Any]:
         """One JSON line of ``watch`` output."""
         out: dict[str, Any] = {
@@ -155,6 +165,7 @@ def with_event(item: FollowItem, event: CandidateEvent) -> FollowItem:
         scores=event.latest_scores,
         jd=event.jd,
         magpsf=event.magpsf,
+        fid=event.fid,
         ra=event.ra,
         dec=event.dec,
         policy=event.policy,

@@ -9,6 +9,7 @@ SASL/SSL), then ``-X key=value`` pairs over it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -43,10 +44,18 @@ _DENIED = {
 }
 
 
+PROPERTY_ENV_PREFIX = "BTSBOT_KAFKA__PROPERTIES__"  # as the service reads them
+
+
 def client_properties(
-    config_file: Path | None, pairs: Sequence[str]
+    config_file: Path | None, pairs: Sequence[str], environ: Mapping[str, str] = os.environ
 ) -> tuple[str | None, dict[str, str]]:
-    """(bootstrap servers from the file or None, librdkafka properties: file then -X)."""
+    """(bootstrap servers from the file or None, librdkafka properties).
+
+    Properties come from the file's ``[kafka.properties]``, then environment variables
+    ``BTSBOT_KAFKA__PROPERTIES__<property>`` (how the service takes secrets, e.g.
+    ``sasl.password`` from a Kubernetes Secret), then ``-X key=value``: later wins.
+    """
     bootstrap = None
     properties: dict[str, str] = {}
     if config_file is not None:
@@ -58,6 +67,9 @@ def client_properties(
         if not isinstance(props, Mapping):
             raise ConfigError(f"{config_file}: [kafka.properties] must be a table")
         properties.update({str(k): str(v) for k, v in props.items()})
+    for name, value in environ.items():
+        if name.startswith(PROPERTY_ENV_PREFIX):
+            properties[name[len(PROPERTY_ENV_PREFIX) :]] = value
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:

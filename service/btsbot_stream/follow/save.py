@@ -58,16 +58,6 @@ def _repair_csv(path: Path) -> None:
         fh.truncate(data.rfind(b"\n") + 1)
 
 
-def item_key(item: FollowItem) -> tuple[Any, ...]:
-    """What makes an item a repeat: the candid of an alert, (object, policy, candid) of
-    an event."""
-    if item.kind == "candidate":
-        return ("candidate", item.object_id, item.policy, item.candid)
-    if item.candid is not None:
-        return ("alert", item.candid)
-    return ("alert", item.object_id, item.jd)
-
-
 class Saver:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -85,7 +75,7 @@ class Saver:
         self._csv.close()
 
     def saved_keys(self) -> Iterator[tuple[Any, ...]]:
-        """Keys (see :func:`item_key`) of every item already in the CSV, oldest first."""
+        """Keys (see :attr:`FollowItem.key`) of every item already in the CSV, oldest first."""
         with self.csv_path.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 candid = int(row["candid"]) if row["candid"] else None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
@@ -26,7 +26,9 @@ from btsbot_stream.follow.dedup import RecentKeys
 from btsbot_stream.follow.events import decode_event
 from btsbot_stream.follow.filters import Filters
 from btsbot_stream.follow.items import FollowItem, ItemKind, header_view, with_alert, with_event
-from btsbot_stream.follow.save import Saver, item_key
+
+if TYPE_CHECKING:  # the saver (and its image libraries) loads only with --save
+    from btsbot_stream.follow.save import Saver
 
 log = logging.getLogger(__name__)
 _TRANSIENT = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._PARTITION_EOF}
@@ -70,6 +72,7 @@ class Watcher:
         self.last_problem: str | None = None  # a transient broker problem, for display
         self._reader = AlertReader(PAGE if saver else ROW)
         self._positioned: set[tuple[str, int]] = set()
+        self._last_input = time.monotonic()
         self.consumer = Consumer(
             kafka.consumer_settings(
                 plan.bootstrap,
@@ -104,6 +107,7 @@ class Watcher:
             partitions = [placed.get((tp.topic, tp.partition), tp) for tp in partitions]
             consumer.assign(partitions)
         self._positioned.update((tp.topic, tp.partition) for tp in partitions)
+        self._last_input = time.monotonic()  # idle time counts from the assignment
 
     def start(self) -> None:
         """Check every topic (clear errors) and subscribe."""
@@ -111,11 +115,13 @@ class Watcher:
         self.consumer.subscribe(list(self.plan.topics), on_assign=self._on_assign)
 
     def run(self, stop: Callable[[], bool], exit_when_idle: float | None = None) -> None:
-        last_input = time.monotonic()
+        """Poll until ``stop()`` or, once partitions are assigned, ``exit_when_idle``
+        seconds without a message."""
         while not stop():
             msg = self.consumer.poll(0.5)
             if msg is None:
-                if exit_when_idle is not None and time.monotonic() - last_input > exit_when_idle:
+                idle = time.monotonic() - self._last_input if self._positioned else 0.0
+                if exit_when_idle is not None and idle > exit_when_idle:
                     return
                 continue
             error = msg.error()
@@ -125,7 +131,7 @@ class Watcher:
                     continue
                 what = f"topic {msg.topic()!r} / group {self.plan.group_id!r}"
                 kafka.fail(error, what, self.plan.bootstrap)
-            last_input = time.monotonic()
+            self._last_input = time.monotonic()
             self.handle(msg)
 
     def close(self) -> None:
@@ -149,7 +155,7 @@ class Watcher:
         )
         if self.filters.on_headers(item) is False:
             self.counts.filtered += 1
-        elif item.candid is not None and item_key(item) in self.memory:
+        elif item.candid is not None and item.key in self.memory:
             self.counts.repeats += 1
         else:
             self._decode_and_keep(item, msg.value() or b"")
@@ -170,7 +176,7 @@ class Watcher:
         if not self.filters.accepts(item):
             self.counts.filtered += 1
             return
-        key = item_key(item)
+        key = item.key
         if key in self.memory:
             self.counts.repeats += 1
             return
