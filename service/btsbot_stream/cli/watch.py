@@ -261,3 +261,4 @@ def _run_live(
             return stopping()
 
         watcher.run(stop_or_refresh, idle)
+    live.console.print()  # end the table's last line before the summary

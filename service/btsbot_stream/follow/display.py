@@ -42,12 +42,14 @@ class LiveTable:
         self, counts: Counts, lag: Mapping[tuple[str, int], int], problem: str | None
     ) -> Group:
         models = sorted({m for item in self.items for m in item.scores})
+        policies = any(item.policy for item in self.items)
         table = Table(title="btsbot-stream watch", expand=False, header_style="bold")
         for column in ("objectId", "candid", "time (UTC)", "band", "mag", "RA", "Dec"):
-            table.add_column(column, justify="right" if column == "mag" else "left")
+            table.add_column(column, justify="right" if column == "mag" else "left", no_wrap=True)
         for model in models:
-            table.add_column(model, justify="right")
-        table.add_column("policy")
+            table.add_column(model, justify="right", no_wrap=True)
+        if policies:
+            table.add_column("policy", no_wrap=True)
         for item in self.items:
             when = jd_to_datetime(item.jd).strftime("%Y-%m-%d %H:%M") if item.jd else ""
             table.add_row(
@@ -59,7 +61,7 @@ class LiveTable:
                 _fmt(item.ra, 5),
                 _fmt(item.dec, 5),
                 *(_fmt(item.scores.get(m), 3) for m in models),
-                item.policy or "",
+                *([item.policy or ""] if policies else []),
             )
         lag_text = ", ".join(f"{t}[{p}] {n}" for (t, p), n in sorted(lag.items())) or "-"
         status = Text(

@@ -24,8 +24,8 @@ def _value(mag: float | None) -> float:
     return float("nan") if mag is None else mag
 
 
-def light_curve_png(curve: LightCurve, title: str = "", width_in: float = 7.6) -> bytes:
-    """The light curve plot as PNG bytes (about 760x340 pixels at 100 dpi)."""
+def light_curve_png(curve: LightCurve, title: str = "", width_in: float = 7.0) -> bytes:
+    """The light curve plot as PNG bytes (about 700x340 pixels at 100 dpi)."""
     fig = Figure(figsize=(width_in, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     handles: list[Line2D] = []

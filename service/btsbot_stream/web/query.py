@@ -6,6 +6,7 @@ endpoint, so both always agree. Empty form fields (``?mag_max=``) mean "not set"
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -103,16 +104,22 @@ def _sort_key(q: AlertQuery) -> Callable[[AlertRow], float]:
 def select_alerts(rows: Sequence[AlertRow], q: AlertQuery) -> tuple[int, list[AlertRow]]:
     """(how many match, the requested page of them)."""
     keep, key = _alert_test(q), _sort_key(q)
-    matching = [r for r in rows if keep(r)]
+    unfiltered = q.model_fields_set <= {"sort", "order", "page", "per_page", "per_object"}
+    ranked = [(key(r), r.candid, r) for r in rows if unfiltered or keep(r)]
     if q.per_object:
-        best: dict[str, AlertRow] = {}
-        for row in matching:
-            held = best.get(row.object_id)
-            if held is None or key(row) > key(held):
-                best[row.object_id] = row
-        matching = list(best.values())
-    matching.sort(key=lambda r: (key(r), r.candid), reverse=q.order == "desc")
-    return len(matching), page(matching, q.page, q.per_page)
+        best: dict[str, tuple[float, int, AlertRow]] = {}
+        for entry in ranked:
+            held = best.get(entry[2].object_id)
+            if held is None or entry[0] > held[0]:
+                best[entry[2].object_id] = entry
+        ranked = list(best.values())
+    # Only the rows up to the requested page are ordered (a heap, not a full sort).
+    wanted = q.page * q.per_page
+    if q.order == "desc":
+        head = heapq.nlargest(wanted, ranked, key=lambda e: (e[0], e[1]))
+    else:
+        head = heapq.nsmallest(wanted, ranked, key=lambda e: (e[0], e[1]))
+    return len(ranked), page([e[2] for e in head], q.page, q.per_page)
 
 
 def select_events(rows: Sequence[EventRow], q: CandidateQuery) -> tuple[int, list[EventRow]]:

@@ -83,17 +83,16 @@ def object_document(
 
 def status_document(state: WebState) -> StatusOut:
     window = state.window
-    rows = window.alerts()
-    published = [r.published_ms for r in rows]
+    published = window.published_range()
     feed = state.feed.status if state.feed is not None else None
     return StatusOut(
-        alerts=len(rows),
+        alerts=len(window),
         candidates=window.event_count,
-        objects=len({r.object_id for r in rows}),
+        objects=window.object_count,
         window_hours=window.hours,
         window_alerts=window.max_alerts,
-        oldest_published=_ms(min(published)) if published else None,
-        newest_published=_ms(max(published)) if published else None,
+        oldest_published=_ms(published[0]) if published else None,
+        newest_published=_ms(published[1]) if published else None,
         models={k: {"version": v.version, "sha256": v.sha256} for k, v in window.models.items()},
         feed=(
             {

@@ -36,12 +36,11 @@ class AlertRow:
     partition: int
     offset: int
     published_ms: int
+    best: float | None = None  # the highest score of any model (set on arrival)
 
     def score(self, model: str | None) -> float | None:
         """The score of ``model``, or the best score when no model is named."""
-        if model is None:
-            return max(self.scores.values(), default=None)
-        return self.scores.get(model)
+        return self.best if model is None else self.scores.get(model)
 
 
 @dataclass(slots=True)
@@ -82,6 +81,7 @@ class Window:
         """Keep ``row``; False when its candid is already there (an at-least-once repeat)."""
         row.object_id = sys.intern(row.object_id)
         row.scores = {sys.intern(k): v for k, v in row.scores.items()}
+        row.best = max(row.scores.values(), default=None)
         with self._lock:
             if row.candid in self._alerts:
                 self.repeats += 1
@@ -133,6 +133,20 @@ class Window:
                 self._events.popitem(last=False)
                 dropped += 1
         return dropped
+
+    @property
+    def object_count(self) -> int:
+        return len(self._by_object)
+
+    def published_range(self) -> tuple[int, int] | None:
+        """(oldest, newest) publication time in ms, by arrival order (close enough
+        across partitions for a status line)."""
+        with self._lock:
+            if not self._alerts:
+                return None
+            first = next(iter(self._alerts.values()))
+            last = next(reversed(self._alerts.values()))
+            return first.published_ms, last.published_ms
 
     def alerts(self) -> list[AlertRow]:
         """A snapshot of every alert row (arrival order)."""
