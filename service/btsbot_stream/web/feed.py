@@ -151,11 +151,11 @@ class WindowFeed:
                 low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
                 floor = max(low, high - self.window.max_alerts)
                 tp.offset = high if tp.offset < 0 else max(tp.offset, floor)
+            # Adds these partitions; those already assigned keep their positions.
+            self.consumer.incremental_assign(placed)
             self._assigned += placed
             self.status.assigned.append(topic)
         self.status.waiting_for = waiting
-        if self._assigned:
-            self.consumer.assign(self._assigned)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="window-feed", daemon=True)
