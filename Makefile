@@ -93,3 +93,9 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+
+# Debian's chromium drives the web page's browser tests (Playwright uses it; no download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+pytest: $(CHROMIUM)

@@ -29,3 +29,11 @@ BTSBOT_KAFKA__BOOTSTRAP_SERVERS=$bootstrap \
 BTSBOT_DECIDE__STATE_DIR=$data/decide-state \
     "$bin/btsbot-stream" decide --config "$here/config.toml" --exit-when-idle 5 2>&1 \
     | grep -E "processor: candidate |decide.app: stopped cleanly"
+# The scanning page over what was scored (and the candidate events, once decided):
+# cutouts, light curves, the JSON API. Ctrl-C ends the demo. BTSBOT_DEMO_WEB=0 skips it.
+if [ "${BTSBOT_DEMO_WEB:-1}" != 0 ]; then
+    web_port=${BTSBOT_DEMO_WEB_PORT:-8080}
+    echo "the scanning page (Ctrl-C stops the demo):"
+    "$bin/btsbot-stream" web --bootstrap-servers "$bootstrap" --port "$web_port" \
+        --topic ztf_btsbot_scored
+fi

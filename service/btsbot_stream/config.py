@@ -125,7 +125,10 @@ class DecideSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     group_id: str = Field(default="btsbot-decide", description="its own consumer group")
-    candidates_topic: str = "ztf_btsbot_candidates"
+    candidates_topic: str = Field(
+        default="ztf_btsbot_candidates",
+        description="candidate events out (JSON, key objectId); watch and web read them",
+    )
     state_dir: Path = Field(default=Path("state"), description="local RocksDB state")
     retention_days: float = Field(
         default=60.0, gt=0, description="objects with no alert for this long (jd) expire"
@@ -244,3 +247,37 @@ def _with_file_below_env(settings_cls: type[_S], file_values: dict[str, Any]) ->
             return (env_settings, InitSettingsSource(settings_cls, file_values))
 
     return _Settings()
+
+
+# -- follow-up tools (btsbot-stream watch / web) ------------------------------------------
+# Their CLI options read these defaults; env vars BTSBOT_WATCH__*, BTSBOT_WEB__* (the CLI
+# options name them in --help). They read the scored topic (``kafka.output_topic``) and the
+# decision stage's events (``decide.candidates_topic``).
+
+
+class WatchSettings(BaseModel):
+    """``btsbot-stream watch``: a follow-up team's subscription."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_id: str = "btsbot-watch"
+    stream: Literal["scored", "candidates", "both"] = "scored"
+    start: Literal["earliest", "latest"] = Field(
+        default="latest", description="where a group with no committed offset begins"
+    )
+    dedup_memory: int = Field(default=100_000, ge=1, description="candids remembered")
+    commit_interval_ms: int = Field(default=1000, ge=10)
+
+
+class WebSettings(BaseModel):
+    """``btsbot-stream web``: the scanning page and its JSON API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 only behind a proxy/token")
+    port: int = Field(default=8080, ge=1, le=65535)
+    window_hours: float = Field(default=48.0, gt=0, description="keep alerts published since")
+    window_alerts: int = Field(default=100_000, ge=1, description="keep at most this many")
+    token: SecretStr | None = Field(default=None, description="require it (Bearer/cookie)")
+    page_size: int = Field(default=50, ge=1, le=1000)
+    fetch_cache: int = Field(default=256, ge=0, description="alert messages kept for pages")

@@ -56,8 +56,10 @@ def _register() -> None:
     from btsbot_stream.cli.run import run
     from btsbot_stream.cli.score import score
     from btsbot_stream.cli.top import top
+    from btsbot_stream.cli.watch import watch
+    from btsbot_stream.cli.web import web
 
-    for command in (score, bench, models, run, replay, top, decide, inspect_object):
+    for command in (score, bench, models, run, replay, top, decide, inspect_object, watch, web):
         main.add_command(command)
 
 

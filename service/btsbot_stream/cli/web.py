@@ -1,0 +1,147 @@
+"""``btsbot-stream web``: the scanning page and its JSON API."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from btsbot_stream.cli.follow_options import Connection, connection_options
+from btsbot_stream.config import WebSettings
+
+_WEB = WebSettings()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@connection_options
+@click.option(
+    "--host",
+    default=_WEB.host,
+    show_default=True,
+    envvar="BTSBOT_WEB__HOST",
+    show_envvar=True,
+    help="Address to listen on; keep 127.0.0.1 unless behind a proxy or with --token.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=_WEB.port,
+    show_default=True,
+    envvar="BTSBOT_WEB__PORT",
+    show_envvar=True,
+)
+@click.option(
+    "--window-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_WEB.window_hours,
+    show_default=True,
+    envvar="BTSBOT_WEB__WINDOW_HOURS",
+    show_envvar=True,
+    help="Keep alerts published in the last N hours.",
+)
+@click.option(
+    "--window-alerts",
+    type=click.IntRange(min=1),
+    default=_WEB.window_alerts,
+    show_default=True,
+    envvar="BTSBOT_WEB__WINDOW_ALERTS",
+    show_envvar=True,
+    help="Keep at most this many alerts (oldest dropped first).",
+)
+@click.option(
+    "--candidates/--no-candidates",
+    default=True,
+    show_default=True,
+    envvar="BTSBOT_WEB_CANDIDATES",
+    show_envvar=True,
+    help="Also read the decision stage's candidate events (waits for the topic).",
+)
+@click.option(
+    "--token",
+    envvar="BTSBOT_WEB__TOKEN",
+    show_envvar=True,
+    help="Require this token (Bearer header, or ?token= once in a browser).",
+)
+@click.option(
+    "--root-path",
+    default="",
+    envvar="BTSBOT_WEB_ROOT_PATH",
+    show_envvar=True,
+    help="URL prefix when served behind a proxy under a path, e.g. /btsbot.",
+)
+@click.option(
+    "--fetch-cache",
+    type=click.IntRange(min=0),
+    default=_WEB.fetch_cache,
+    show_default=True,
+    envvar="BTSBOT_WEB__FETCH_CACHE",
+    show_envvar=True,
+    help="Alerts kept decoded for object pages.",
+)
+def web(
+    connection: Connection,
+    host: str,
+    port: int,
+    window_hours: float,
+    window_alerts: int,
+    candidates: bool,
+    token: str | None,
+    root_path: str,
+    fetch_cache: int,
+) -> None:
+    """Serve the scanning page: the best recent alerts, candidates, an object page with
+    cutouts and light curve, and a JSON API behind each (documented at /api).
+
+    Read-only. Listens on 127.0.0.1 unless told otherwise.
+    """
+    import uvicorn
+
+    from btsbot_stream.web.app import create_app
+    from btsbot_stream.web.feed import WindowFeed
+    from btsbot_stream.web.fetch import MessageFetcher
+    from btsbot_stream.web.objects import ObjectPages
+    from btsbot_stream.web.views import WebState
+    from btsbot_stream.web.window import Window
+
+    settings = WebSettings(
+        host=host,
+        port=port,
+        window_hours=window_hours,
+        window_alerts=window_alerts,
+        token=token,
+        fetch_cache=fetch_cache,
+    )
+    if not _loopback(host) and not token:
+        click.secho(
+            f"warning: listening on {host} without a token; put it behind an authenticating "
+            "proxy (docs/follow-up-guide.md) or pass --token",
+            fg="yellow",
+            err=True,
+        )
+    window = Window(settings.window_hours, settings.window_alerts)
+    feed = WindowFeed(
+        window,
+        connection.bootstrap,
+        connection.properties,
+        connection.scored_topic,
+        connection.candidates_topic if candidates else None,
+    )
+    feed.check()  # unreachable broker, unknown topic, refused access: stop here, clearly
+    fetcher = MessageFetcher(connection.bootstrap, connection.properties)
+    state = WebState(window, ObjectPages(window, fetcher, settings.fetch_cache), feed)
+    app = create_app(state, token=token)
+    shown = "localhost" if _loopback(host) else host
+    click.echo(f"btsbot-stream web: http://{shown}:{port}{root_path}/", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")
+    finally:
+        fetcher.close()
