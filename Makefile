@@ -14,7 +14,7 @@ KUSTOMIZE_VERSION := v5.7.1
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[export,dev]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[export,quantize,dev]'
 	touch $@
 
 demo: $(BIN)/.installed

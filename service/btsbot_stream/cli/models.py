@@ -1,8 +1,8 @@
-"""``btsbot-stream models``: the model repository (list, pull, export, verify).
+"""``btsbot-stream models``: the model repository (list, pull, export, quantize, verify).
 
-``pull`` and ``export`` need PyTorch and timm (the ``export`` extra); they import
-:mod:`btsbot_stream.export.build` only when run, so ``list``, ``verify`` and the rest
-of the CLI work without it.
+``pull`` and ``export`` need PyTorch and timm (the ``export`` extra), ``quantize`` needs
+onnx (the ``quantize`` extra); they import their builders only when run, so ``list``,
+``verify`` and the rest of the CLI work without them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from btsbot_stream.cli import options
+from btsbot_stream.cli.quantize import quantize
 from btsbot_stream.engine.cards import ModelCard, all_cards, model_path
 from btsbot_stream.engine.catalogue import BUILTIN_MODEL, CATALOGUE
 from btsbot_stream.engine.exceptions import ModelIntegrityError
@@ -23,6 +24,7 @@ from btsbot_stream.engine.model import OnnxModel, load_model
 from btsbot_stream.export import DEFAULT_OPSET
 from btsbot_stream.export.examples import InputSet, load_examples, random_inputs
 from btsbot_stream.export.exceptions import ExportError
+from btsbot_stream.quantize.report import load_gate_report
 
 _EXTRA = {"torch", "timm", "onnx", "onnxscript"}
 
@@ -60,7 +62,11 @@ def _exporter() -> ModuleType:
 
 @click.group()
 def models() -> None:
-    """The model repository: which models exist, pulling and exporting them, checking them."""
+    """The model repository: which models exist, pulling, exporting and quantizing them,
+    checking them."""
+
+
+models.add_command(quantize)
 
 
 @models.command("list")
@@ -69,7 +75,8 @@ def list_models(models_dir: Path) -> None:
     """Every known model (the ten published ones, the built-in one, any exported ones)."""
     cards = all_cards(models_dir)
     table = Table(title=f"BTSbot models (models directory: {models_dir})")
-    for column in ("model", "inputs", "architecture", "present", "source", "version", "parity"):
+    columns = ("model", "inputs", "architecture", "present", "source", "version", "parity / gate")
+    for column in columns:
         table.add_column(column, overflow="fold")
     names = [*CATALOGUE, BUILTIN_MODEL, *sorted(set(cards) - set(CATALOGUE) - {BUILTIN_MODEL})]
     for name in names:
@@ -77,7 +84,7 @@ def list_models(models_dir: Path) -> None:
         if card is not None:
             present = "yes" if model_path(card, models_dir).is_file() else "no (card only)"
             source = card.source.repo or card.source.path or card.source.kind
-            parity = f"{card.export.parity_max_abs:.1e}" if card.export else "-"
+            parity = _fidelity(card, models_dir)
             inputs = "image+metadata" if card.uses_metadata else "image"
             row = [name, inputs, card.architecture, present, source, card.version, parity]
         elif entry is not None:
@@ -133,6 +140,16 @@ def export_model(
     _report_export(result.card, result.onnx_path, result.parity)
 
 
+def _fidelity(card: ModelCard, models_dir: Path) -> str:
+    """Parity with the framework for exported models; the gate for variants."""
+    if card.derived_from is None:
+        return f"{card.export.parity_max_abs:.1e}" if card.export else "-"
+    try:
+        return load_gate_report(card, models_dir).summary()
+    except ModelIntegrityError as exc:
+        return f"report unusable: {exc}"
+
+
 def _report_export(card: ModelCard, onnx_path: Path, parity: dict[str, float]) -> None:
     click.echo(f"exported {card.name} -> {onnx_path} (sha256 {card.sha256})")
     for inputs, error in parity.items():
@@ -163,6 +180,22 @@ def verify(name: str, examples: Path | None, models_dir: Path) -> None:
         f"ok: {name} ({model.card.file}, sha256 {model.card.sha256[:16]}...) scored "
         f"{len(batch)} triplets ({inputs.name}): {np.array2string(batch, precision=4)}"
     )
+    if model.card.derived_from is not None:
+        _verify_derivation(model.card, models_dir)
+
+
+def _verify_derivation(card: ModelCard, models_dir: Path) -> None:
+    """A variant also needs its gate report, and a parent that is still the one gated."""
+    assert card.derived_from is not None
+    report = load_gate_report(card, models_dir)
+    parent = all_cards(models_dir).get(card.derived_from.parent)
+    if parent is not None and parent.sha256 != card.derived_from.parent_sha256:
+        raise ModelIntegrityError(
+            f"model {card.name!r} was gated against {parent.name} with sha256 "
+            f"{card.derived_from.parent_sha256}, the models directory now has "
+            f"{parent.sha256}: quantize it again"
+        )
+    click.echo(report.render())
 
 
 def _check_shapes(model: OnnxModel) -> None:
