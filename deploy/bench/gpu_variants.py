@@ -33,6 +33,7 @@ from btsbot_stream.engine.cards import find_card, verify_file
 from btsbot_stream.engine.model import OnnxModel
 from btsbot_stream.engine.providers import gpu_options
 from btsbot_stream.quantize import build
+from btsbot_stream.quantize.dataset import gather
 from btsbot_stream.quantize.exceptions import GateFailedError
 from btsbot_stream.quantize.recipe import Recipe
 from btsbot_stream.quantize.report import GateLimits
@@ -89,7 +90,7 @@ def main() -> None:
     if not (models / f"{PARENT}.onnx").exists():
         (models / f"{PARENT}.onnx").symlink_to(REPO_MODELS / f"{PARENT}.onnx")
     alerts = args.shared / "data" / "ztf"
-    data = build.gather([alerts / "alerts"], [], 0.5, alerts / "LABELS.csv")
+    data = gather([alerts / "alerts"], [], 0.5, alerts / "LABELS.csv")
     gates, timed = [], []
     timed_models = [(PARENT, "cuda" if args.device == "gpu" else "cpu", gpu_options())]
     timed_models += [(PARENT, "tensorrt", gpu_options())] if args.device == "gpu" else []

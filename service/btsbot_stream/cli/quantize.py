@@ -14,7 +14,9 @@ import click
 
 from btsbot_stream.cli import options
 from btsbot_stream.config import Device
+from btsbot_stream.quantize.dataset import CALIBRATION_SHARE, gather
 from btsbot_stream.quantize.exceptions import GateFailedError, QuantizeError
+from btsbot_stream.quantize.gate import SPEED_ROUNDS
 from btsbot_stream.quantize.recipe import Recipe
 from btsbot_stream.quantize.report import GateLimits
 
@@ -56,7 +58,7 @@ def _option(*decls: str, env: str, **kwargs: Any) -> Any:
     "--calibration-share",
     env="CALIBRATION_SHARE",
     type=click.FloatRange(0.05, 0.95),
-    default=0.5,
+    default=CALIBRATION_SHARE,
     show_default=True,
     help="Without --held-out: the share of objects that calibrate.",
 )
@@ -91,7 +93,7 @@ def _option(*decls: str, env: str, **kwargs: Any) -> Any:
 @_option(
     "--percentile",
     env="PERCENTILE",
-    type=float,
+    type=click.FloatRange(90, 100, min_open=True),
     default=_RECIPE.percentile,
     show_default=True,
 )
@@ -148,7 +150,7 @@ def _option(*decls: str, env: str, **kwargs: Any) -> Any:
     "--speed-rounds",
     env="SPEED_ROUNDS",
     type=click.IntRange(min=0),
-    default=3,
+    default=SPEED_ROUNDS,
     show_default=True,
     help="Time both models this many times on the held-out alerts for the report (0: no).",
 )
@@ -205,7 +207,7 @@ def quantize(
         thresholds=thresholds,
         min_held_out=min_held_out,
     )
-    data = build.gather(list(calibration), list(held_out), calibration_share, labels)
+    data = gather(list(calibration), list(held_out), calibration_share, labels)
     try:
         result = build.make_variant(
             name, models_dir, recipe, data, limits, variant_name, device, threads, speed_rounds

@@ -37,24 +37,11 @@ from btsbot_stream.engine.cards import (
 from btsbot_stream.engine.model import OnnxModel
 from btsbot_stream.engine.providers import Device
 from btsbot_stream.quantize import casts, gate, graph
-from btsbot_stream.quantize.dataset import (
-    SPLIT_RULE,
-    AlertSet,
-    read_alerts,
-    read_labels,
-    split_by_object,
-    without_objects,
-)
+from btsbot_stream.quantize.dataset import GateData
 from btsbot_stream.quantize.exceptions import GateFailedError, QuantizeError
 from btsbot_stream.quantize.int8 import quantize_int8
 from btsbot_stream.quantize.recipe import Recipe
-from btsbot_stream.quantize.report import (
-    AlertSetRecord,
-    GateLimits,
-    GateReport,
-    ModelRef,
-    ThresholdResult,
-)
+from btsbot_stream.quantize.report import GateLimits, GateReport, ModelRef, ThresholdResult
 
 log = logging.getLogger(__name__)
 ProviderOptions = dict[str, dict[str, Any]]
@@ -67,51 +54,6 @@ _METHODS = {
     "fp16": "float16 casts around the selected nodes (weights stored in float16)",
     "bf16": "bfloat16 casts around the selected nodes (weights stored in bfloat16, opset 22)",
 }
-
-
-@dataclass(frozen=True)
-class GateData:
-    """The alerts a variant is made and judged with (see :mod:`.dataset`)."""
-
-    calibration: AlertSet
-    calibration_record: AlertSetRecord
-    held_out: AlertSet
-    held_out_record: AlertSetRecord
-    labels: dict[int, int] | None = None
-    labels_file: str | None = None
-
-
-def gather(
-    calibration: list[Path],
-    held_out: list[Path],
-    calibration_share: float,
-    labels: Path | None = None,
-) -> GateData:
-    """Read and prepare the alerts; without an explicit held-out set, split the
-    calibration alerts by object (:data:`~.dataset.SPLIT_RULE`)."""
-    alerts = read_alerts(calibration)
-    if held_out:
-        kept, dropped = without_objects(read_alerts(held_out), alerts.object_ids)
-        rule = "an explicit held-out set; its alerts of calibration objects are left out"
-        cal_record = alert_set_record(alerts, "every alert of the calibration sources")
-        return GateData(
-            alerts,
-            cal_record,
-            kept,
-            alert_set_record(kept, rule, dropped),
-            read_labels(labels) if labels else None,
-            str(labels) if labels else None,
-        )
-    cal, held = split_by_object(alerts, calibration_share)
-    rule = SPLIT_RULE.format(share=calibration_share)
-    return GateData(
-        cal,
-        alert_set_record(cal, rule),
-        held,
-        alert_set_record(held, rule),
-        read_labels(labels) if labels else None,
-        str(labels) if labels else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -132,7 +74,7 @@ def make_variant(
     name: str | None = None,
     device: Device = "auto",
     threads: int = 0,
-    speed_rounds: int = 3,
+    speed_rounds: int = gate.SPEED_ROUNDS,
     provider_options: tuple[ProviderOptions | None, ProviderOptions | None] = (None, None),
 ) -> VariantResult:
     """Make, gate and install ``name`` (default ``<parent>-<precision>``).
@@ -155,7 +97,11 @@ def make_variant(
         )
     parent_graph = onnx.load(str(parent_path))
     nodes = graph.select_nodes(parent_graph, recipe.resolved_scope(parent.architecture))
-    with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=models_dir) as tmp:
+    try:
+        staging = tempfile.TemporaryDirectory(prefix=f".{name}.", dir=models_dir)
+    except OSError as exc:
+        raise QuantizeError(f"cannot write to the models directory {models_dir}: {exc}") from exc
+    with staging as tmp:
         staged = Path(tmp) / f"{name}.onnx"
         if recipe.precision == "int8":
             quantize_int8(parent_path, staged, parent, data.calibration, recipe, nodes)
@@ -215,7 +161,7 @@ def judge(
     limits: GateLimits,
     device: Device,
     threads: int,
-    speed_rounds: int = 3,
+    speed_rounds: int = gate.SPEED_ROUNDS,
     provider_options: tuple[ProviderOptions | None, ProviderOptions | None] = (None, None),
 ) -> GateReport:
     """Score the held-out alerts with both models and write the verdict."""
@@ -312,17 +258,3 @@ def _derivation(
 
 def _tool_versions() -> dict[str, str]:
     return {tool: version(tool) for tool in _TOOLS}
-
-
-def alert_set_record(alerts: AlertSet, rule: str, dropped: int = 0) -> AlertSetRecord:
-    return AlertSetRecord(
-        alerts=len(alerts),
-        objects=alerts.objects,
-        unscorable_in_sources=alerts.unscorable,
-        dropped_shared_objects=dropped,
-        rule=rule,
-        sources=alerts.sources,
-        candids_sha256=alerts.candids_sha256(),
-        inputs_sha256=alerts.inputs_sha256(),
-        candids=alerts.candids,
-    )

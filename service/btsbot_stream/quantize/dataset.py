@@ -25,8 +25,10 @@ from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.alerts.prepare import Prepared, identity, prepare
 from btsbot_stream.alerts.sources import expand, read_items
 from btsbot_stream.quantize.exceptions import DatasetError
+from btsbot_stream.quantize.report import AlertSetRecord
 
 SPLIT_RULE = "sha256(objectId)[:16 hex] / 2**64 < {share}: calibration, else held out"
+CALIBRATION_SHARE = 0.5  # of the objects, when no held-out set is given
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,58 @@ def read_labels(path: Path) -> dict[int, int]:
             f"cannot read labels from {path} (a CSV with a 'candid' column and an optional "
             f"0/1 'label' column): {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def alert_set_record(alerts: AlertSet, rule: str, dropped: int = 0) -> AlertSetRecord:
+    return AlertSetRecord(
+        alerts=len(alerts),
+        objects=alerts.objects,
+        unscorable_in_sources=alerts.unscorable,
+        dropped_shared_objects=dropped,
+        rule=rule,
+        sources=alerts.sources,
+        candids_sha256=alerts.candids_sha256(),
+        inputs_sha256=alerts.inputs_sha256(),
+        candids=alerts.candids,
+    )
+
+
+@dataclass(frozen=True)
+class GateData:
+    """The alerts a variant is made and judged with (see :mod:`.dataset`)."""
+
+    calibration: AlertSet
+    calibration_record: AlertSetRecord
+    held_out: AlertSet
+    held_out_record: AlertSetRecord
+    labels: dict[int, int] | None = None
+    labels_file: str | None = None
+
+
+def gather(
+    calibration: list[Path],
+    held_out: list[Path],
+    calibration_share: float,
+    labels: Path | None = None,
+) -> GateData:
+    """Read and prepare the alerts; without an explicit held-out set, split the
+    calibration alerts by object (:data:`~.dataset.SPLIT_RULE`)."""
+    alerts = read_alerts(calibration)
+    known = read_labels(labels) if labels else None
+    if held_out:
+        kept, dropped = without_objects(read_alerts(held_out), alerts.object_ids)
+        rule = "an explicit held-out set; its alerts of calibration objects are left out"
+        return GateData(
+            alerts,
+            alert_set_record(alerts, "every alert of the calibration sources"),
+            kept,
+            alert_set_record(kept, rule, dropped),
+            known,
+            str(labels) if labels else None,
+        )
+    cal, held = split_by_object(alerts, calibration_share)
+    rule = SPLIT_RULE.format(share=calibration_share)
+    return GateData(
+        cal, alert_set_record(cal, rule), held, alert_set_record(held, rule), known,
+        str(labels) if labels else None,
+    )  # fmt: skip

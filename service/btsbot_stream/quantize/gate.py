@@ -26,6 +26,8 @@ from btsbot_stream.quantize.report import (
     ThresholdResult,
 )
 
+SPEED_ROUNDS = 3  # timed passes of each model for the report
+
 
 def differences(parent: np.ndarray, variant: np.ndarray, candids: tuple[int, ...]) -> Differences:
     gap = np.abs(variant.astype(np.float64) - parent.astype(np.float64))
