@@ -31,7 +31,7 @@ $(BIN)/.installed: pyproject.toml uv.lock
 	$(BIN)/python -m pip install -q --upgrade pip uv==$(UV_VERSION)
 	@# --locked: a lock that no longer matches pyproject.toml stops here (run `make lock`).
 	@# --inexact keeps pip and uv, which are not project dependencies.
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync -q --locked --inexact --extra export --extra dev
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync -q --locked --inexact --extra export --extra quantize --extra dev
 	touch $@
 
 # Re-resolve uv.lock from pyproject.toml (after adding or bumping a dependency).

@@ -1,8 +1,8 @@
-"""``btsbot-stream models``: the model repository (list, pull, export, verify).
+"""``btsbot-stream models``: the model repository (list, pull, export, quantize, verify).
 
-``pull`` and ``export`` need PyTorch and timm (the ``export`` extra); they import
-:mod:`btsbot_stream.export.build` only when run, so ``list``, ``verify`` and the rest
-of the CLI work without it.
+``pull`` and ``export`` need PyTorch and timm (the ``export`` extra), ``quantize`` needs
+onnx (the ``quantize`` extra); they import their builders only when run, so ``list``,
+``verify`` and the rest of the CLI work without them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from btsbot_stream.cli import options
+from btsbot_stream.cli.quantize import quantize
 from btsbot_stream.engine.cards import ModelCard, all_cards, model_path
 from btsbot_stream.engine.catalogue import BUILTIN_MODEL, CATALOGUE
 from btsbot_stream.engine.exceptions import ModelIntegrityError
@@ -26,6 +27,7 @@ from btsbot_stream.engine.model import OnnxModel, load_model
 from btsbot_stream.export import DEFAULT_OPSET
 from btsbot_stream.export.examples import InputSet, load_examples, random_inputs
 from btsbot_stream.export.exceptions import ExportError
+from btsbot_stream.quantize.report import load_gate_report
 
 _EXTRA = {"torch", "timm", "onnx", "onnxscript"}
 
@@ -63,7 +65,11 @@ def _exporter() -> ModuleType:
 
 @click.group()
 def models() -> None:
-    """The model repository: which models exist, pulling and exporting them, checking them."""
+    """The model repository: which models exist, pulling, exporting and quantizing them,
+    checking them."""
+
+
+models.add_command(quantize)
 
 
 _LIST_COLUMNS = ("model", "inputs", "architecture", "present", "source", "version", "parity")
@@ -104,7 +110,8 @@ def list_models(as_json: bool, models_dir: Path) -> None:
 def _cells(row: dict[str, Any]) -> list[str]:
     """A row as the table and the plain output show it."""
     present = "yes" if row["present"] else "no (card only)" if row["card"] else "no"
-    parity = f"{row['parity']:.1e}" if row["parity"] is not None else "-"
+    # parity with the framework for exported models; the fidelity gate for variants
+    parity = row["gate"] or (f"{row['parity']:.1e}" if row["parity"] is not None else "-")
     shown = row | {"present": present, "parity": parity, "version": row["version"] or "-"}
     return [str(shown[column]) for column in _LIST_COLUMNS]
 
@@ -128,6 +135,7 @@ def _model_rows(models_dir: Path) -> list[dict[str, Any]]:
                 "source": card.source.repo or card.source.path or card.source.kind,
                 "version": card.version,
                 "parity": card.export.parity_max_abs if card.export else None,
+                "gate": _gate(card, models_dir),
                 "file": str(model_path(card, models_dir)) if file_present else None,
                 "sha256": card.sha256,
             }
@@ -141,6 +149,7 @@ def _model_rows(models_dir: Path) -> list[dict[str, Any]]:
                 "source": entry.repo,
                 "version": None,
                 "parity": None,
+                "gate": None,
                 "file": None,
                 "sha256": None,
             }
@@ -194,6 +203,16 @@ def export_model(
     _report_export(result.card, result.onnx_path, result.parity)
 
 
+def _gate(card: ModelCard, models_dir: Path) -> str | None:
+    """The fidelity gate's summary of a derived variant (None for other models)."""
+    if card.derived_from is None:
+        return None
+    try:
+        return load_gate_report(card, models_dir).summary()
+    except ModelIntegrityError as exc:
+        return f"report unusable: {exc}"
+
+
 def _report_export(card: ModelCard, onnx_path: Path, parity: dict[str, float]) -> None:
     click.echo(f"exported {card.name} -> {onnx_path} (sha256 {card.sha256})")
     for inputs, error in parity.items():
@@ -224,6 +243,22 @@ def verify(name: str, examples: Path | None, models_dir: Path) -> None:
         f"ok: {name} ({model.card.file}, sha256 {model.card.sha256[:16]}...) scored "
         f"{len(batch)} triplets ({inputs.name}): {np.array2string(batch, precision=4)}"
     )
+    if model.card.derived_from is not None:
+        _verify_derivation(model.card, models_dir)
+
+
+def _verify_derivation(card: ModelCard, models_dir: Path) -> None:
+    """A variant also needs its gate report, and a parent that is still the one gated."""
+    assert card.derived_from is not None
+    report = load_gate_report(card, models_dir)
+    parent = all_cards(models_dir).get(card.derived_from.parent)
+    if parent is not None and parent.sha256 != card.derived_from.parent_sha256:
+        raise ModelIntegrityError(
+            f"model {card.name!r} was gated against {parent.name} with sha256 "
+            f"{card.derived_from.parent_sha256}, the models directory now has "
+            f"{parent.sha256}: quantize it again"
+        )
+    click.echo(report.render())
 
 
 def _check_shapes(model: OnnxModel) -> None:

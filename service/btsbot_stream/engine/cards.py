@@ -5,6 +5,10 @@ export`` sit next to their ``.onnx`` file in the models directory (like a Triton
 repository); cards for models we did not export ourselves (the production
 ``btsbot-v1.0.1``) are built into the package and find their ``.onnx`` in the models
 directory. A card in the models directory wins over a built-in card of the same name.
+
+A reduced-precision variant made by ``btsbot-stream models quantize`` is a model like any
+other, with one more record, ``derived_from``: its parent and how it was made. Its gate
+report (``<name>.gate.json``) sits next to its card and is not a card.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from btsbot_stream.engine.exceptions import ModelIntegrityError, ModelNotFoundError
 
 CARD_SUFFIX = ".json"
+GATE_REPORT_SUFFIX = ".gate.json"  # a variant's fidelity report, beside its card
 
 
 class ModelSource(BaseModel):
@@ -45,6 +50,51 @@ class ExportRecord(BaseModel):
     exported_at: str | None = None
 
 
+class CalibrationRecord(BaseModel):
+    """Which real alerts calibrated an int8 variant (the gate report lists them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alerts: int
+    objects: int
+    candids_sha256: str = Field(description="sha256 of the sorted candids, one per line")
+    inputs_sha256: str = Field(description="sha256 of the prepared inputs, in feed order")
+    split: str = Field(description="how these alerts were told apart from the held-out ones")
+    sources: tuple[str, ...]
+
+
+class GateRecord(BaseModel):
+    """The fidelity gate the variant passed; the full report is the file ``report``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    report: str
+    report_sha256: str
+    held_out_alerts: int
+    max_abs_diff: float
+    flips: dict[str, int] = Field(description="decision threshold -> alerts that flipped")
+
+
+class Derivation(BaseModel):
+    """How a reduced-precision variant was made from its parent model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    parent: str
+    parent_sha256: str
+    precision: Literal["int8", "fp16", "bf16"]
+    method: str
+    settings: dict[str, str | float | bool]
+    reduced_nodes: tuple[str, ...] = Field(description="nodes computing in reduced precision")
+    fp32_nodes: tuple[str, ...] = Field(
+        description="Conv/MatMul/Gemm nodes left in float32 (every other node is float32 too)"
+    )
+    calibration: CalibrationRecord | None = None  # int8 only
+    gate: GateRecord
+    tool_versions: dict[str, str]
+    made_at: str
+
+
 class ModelCard(BaseModel):
     """Facts about one model. Field names are the card's JSON keys."""
 
@@ -67,6 +117,7 @@ class ModelCard(BaseModel):
     source: ModelSource
     export: ExportRecord | None = None
     recommended_max_batch: int = Field(default=256, ge=1)
+    derived_from: Derivation | None = None
 
     @property
     def uses_metadata(self) -> bool:
@@ -100,6 +151,8 @@ def repository_cards(models_dir: Path) -> dict[str, ModelCard]:
     cards = {}
     if models_dir.is_dir():
         for path in sorted(models_dir.glob("*" + CARD_SUFFIX)):
+            if path.name.endswith(GATE_REPORT_SUFFIX):
+                continue
             try:
                 card = ModelCard.model_validate_json(path.read_text())
             except ValueError as exc:

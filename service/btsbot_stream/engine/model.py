@@ -22,6 +22,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float64))), dtype=np.float32)
 
 
+def model_feeds(
+    card: ModelCard, triplets: np.ndarray, metadata: np.ndarray
+) -> dict[str, np.ndarray]:
+    """A batch as the graph's inputs: the card's names, layout and dtype.
+
+    Parameters
+    ----------
+    card : ModelCard
+        The model's card.
+    triplets : numpy.ndarray
+        (N, 63, 63, 3) float32, NHWC.
+    metadata : numpy.ndarray
+        (N, 25) float32 (left out for image-only models).
+    """
+    dtype = np.float16 if card.input_dtype == "float16" else np.float32
+    image = triplets if card.image_layout == "NHWC" else triplets.transpose(0, 3, 1, 2)
+    feeds = {card.image_input: np.ascontiguousarray(image, dtype=dtype)}
+    if card.metadata_input:
+        feeds[card.metadata_input] = np.ascontiguousarray(metadata, dtype=dtype)
+    return feeds
+
+
 class OnnxModel:
     """A loaded model: ``predict(triplets, metadata) -> probabilities``.
 
@@ -78,7 +100,6 @@ class OnnxModel:
         )
         self.provider = providers.check_active(self.session, requested, card.name, degrade)
         self._check_graph()
-        self._dtype = np.float16 if card.input_dtype == "float16" else np.float32
         log.info("model %s loaded from %s on %s", card.name, path, self.provider)
 
     def _check_graph(self) -> None:
@@ -139,11 +160,7 @@ class OnnxModel:
     def _run(self, triplets: np.ndarray, metadata: np.ndarray) -> np.ndarray:
         n = len(triplets)
         triplets, metadata = self._pad(triplets, metadata)
-        image = triplets if self.card.image_layout == "NHWC" else triplets.transpose(0, 3, 1, 2)
-        feeds = {self.card.image_input: np.ascontiguousarray(image, dtype=self._dtype)}
-        if self.card.metadata_input:
-            feeds[self.card.metadata_input] = np.ascontiguousarray(metadata, dtype=self._dtype)
-        (raw,) = self.session.run([self.card.output], feeds)
+        (raw,) = self.session.run([self.card.output], model_feeds(self.card, triplets, metadata))
         values = np.asarray(raw, dtype=np.float32).reshape(len(triplets), -1)
         if values.shape[1] != 1:
             raise ModelIntegrityError(
