@@ -4,11 +4,13 @@ Deterministic for a seed, nothing stored: every case is a complete message (an A
 container, as ZTF publishes) built from a real packet of the demo sample or the shared
 corpus. Any test may use it (``tests/`` is on the path; no code under test is called)::
 
-    from hostile import hostile_messages, packets_of
+    from hostile import certain_rejects, hostile_messages, packets_of
     for case in hostile_messages(packets_of(files), per_packet=12, seed=8):
-        send(case.data)                           # e.g. into a Kafka topic
-        ...
-        assert outcome.reason in case.reasons     # when case.must_reject
+        outcome = ...                             # what the code under test made of it
+        if case.must_reject:
+            assert outcome.reason in case.reasons or not case.reasons
+    # a stream test: messages certain to be dead letters, each under the broker's limit
+    poison = certain_rejects(packets_of(files), max_bytes=1_000_000)
 
 Each :class:`Hostile` says what it may become: ``must_reject`` when no alert can come
 out of it (then ``reasons``, if not empty, holds every reason code it may get),
@@ -255,9 +257,18 @@ def hostile_messages(
 
 
 def certain_rejects(
-    packets: Sequence[tuple[str, bytes]], seed: int = 8, include_bombs: bool = True
+    packets: Sequence[tuple[str, bytes]],
+    seed: int = 8,
+    include_bombs: bool = True,
+    max_bytes: int | None = None,
 ) -> list[Hostile]:
     """Only the cases that must become a dead letter (stream tests: one hostile message
-    every N, each exactly one dead letter)."""
+    every N, each exactly one dead letter). ``max_bytes`` leaves out larger messages (a
+    broker refuses what exceeds its ``max.message.bytes``, 1 MB by default)."""
     cases = [c for c in hostile_messages(packets, per_packet=4, seed=seed) if c.must_reject]
-    return [c for c in cases if include_bombs or not c.name.startswith("bomb-")]
+    return [
+        c
+        for c in cases
+        if (include_bombs or not c.name.startswith("bomb-"))
+        and (max_bytes is None or len(c.data) <= max_bytes)
+    ]
