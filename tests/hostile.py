@@ -23,10 +23,11 @@ it has exactly one outcome. Kinds (the ``name`` starts with one):
   markers, block framing, the datum, a stamp's deflate data;
 - ``codec-*``, ``schema-*``, ``empty``: header corruption (non-UTF-8 codec or schema,
   a schema that is ``"null"`` or ``"int"``, nested 100,000 deep, over 1 MiB);
-- ``bomb-*``: resource bombs (see :mod:`hostile_payloads`);
-- ``fits-*``: stamps that are valid but odd (``must_reject`` False: they must be scored,
-  several through astropy), and stamps that are broken;
-- ``record-*``: history and metadata oddities (null, NaN, inf, wrong types).
+- ``bomb-*``: resource bombs (:mod:`hostile_payloads`);
+- ``fits-*``: stamps that are valid but odd (``must_score``: several only astropy reads),
+  and stamps that are broken (:mod:`hostile_fits`);
+- ``record-*``: history and metadata oddities, null, NaN, inf, wrong types
+  (:mod:`hostile_records`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from pathlib import Path
 import fastavro
 from fastavro.read import HEADER_SCHEMA
 
+import hostile_fits
 import hostile_payloads as payloads
+import hostile_records
 from hostile_payloads import ANY, MALFORMED, Hostile
 
 __all__ = ["Hostile", "certain_rejects", "hostile_messages", "packets_of"]
@@ -252,8 +255,8 @@ def hostile_messages(
     yield from header_cases(first)
     yield from payloads.bombs(first)
     for name, data in packets[:2]:
-        yield from payloads.fits_cases(data, name)
-        yield from payloads.record_cases(data, name)
+        yield from hostile_fits.fits_cases(data, name)
+        yield from hostile_records.record_cases(data, name)
 
 
 def certain_rejects(

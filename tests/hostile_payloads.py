@@ -1,30 +1,28 @@
-"""The hostile generator's payloads (see :mod:`hostile`): resource bombs, odd FITS stamps,
-odd records, and the container writer they share. Deterministic, built from real alerts.
+"""The hostile generator's payloads (see :mod:`hostile`): the container writer every case
+uses, and the resource bombs (odd FITS stamps: :mod:`hostile_fits`; odd records:
+:mod:`hostile_records`). Deterministic, built from real alerts.
 
-Nothing here is guessed from the code under test: a bomb is checked by what it would
-demand (a 2 GiB gzip really inflates to 2 GiB: ``gzip_bomb`` computes its CRC over the
-2 GiB), a FITS variant by what astropy reads from it.
+Nothing here comes from the code under test: a bomb is what it claims (the 2 GiB stamp
+is inflated and counted by ``test_bomb_memory``; its gzip trailer's CRC is combined from
+the CRC of 1 MiB of zeros, so zlib accepts it), a FITS variant's expected image is what
+astropy reads from it (:mod:`hostile_fits`).
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import cramjam
 import fastavro
-import numpy as np
-from astropy.io import fits
 from isal import isal_zlib
 
 STAMPS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
 CORRUPT_STAMP = frozenset({"cutout_corrupt", "cutout_too_large"})
-FIELD_INVALID = frozenset({"field_invalid"})
 MALFORMED = frozenset({"avro_malformed"})
 ANY = frozenset[str]()  # with must_reject: any reason
 SYNC = b"btsbot-hostile!!"
@@ -282,275 +280,3 @@ def _named_chain(length: int) -> dict[str, Any]:
             }
         )
     return {"type": "record", "name": "chain", "fields": fields}
-
-
-# -- FITS stamps ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FitsVariant:
-    """A FITS file made from a real stamp; ``image`` is what astropy reads from it (None
-    when it is broken: then ``reasons`` are the codes it must get)."""
-
-    name: str
-    fits: bytes
-    image: np.ndarray | None
-    reasons: frozenset[str] = frozenset()
-
-
-def _cards(*cards: str) -> bytes:
-    return b"".join(c.ljust(80).encode() for c in cards)
-
-
-def _edit_header(raw: bytes, edit: Callable[[list[bytes]], list[bytes]]) -> bytes:
-    """``raw`` with its primary header's cards edited (the header re-padded)."""
-    end = next(i for i in range(0, len(raw), 80) if raw[i : i + 80].startswith(b"END     "))
-    data_at = -(-(end + 80) // 2880) * 2880
-    cards = [raw[i : i + 80] for i in range(0, end, 80)]
-    header = b"".join(edit(cards)) + b"END".ljust(80)
-    header += b" " * (-len(header) % 2880)
-    return header + raw[data_at:]
-
-
-def _write(*hdus: Any) -> bytes:
-    buf = io.BytesIO()
-    fits.HDUList(list(hdus)).writeto(buf)
-    return buf.getvalue()
-
-
-def _read(data: bytes) -> np.ndarray:
-    """What astropy reads: the first HDU holding an image."""
-    with fits.open(io.BytesIO(data), memmap=False) as hdul:
-        hdu = hdul[0] if hdul[0].data is not None else hdul[1]
-        return np.array(hdu.data, dtype=np.float32)
-
-
-def fits_variants(raw: bytes) -> list[FitsVariant]:
-    """Odd but valid FITS files (several need astropy), and broken ones, from one real
-    stamp's FITS bytes."""
-    image = _read(raw)
-    finite = np.nan_to_num(image)
-    valid: list[tuple[str, bytes]] = []
-
-    def scaled(kind: str) -> bytes:
-        hdu = fits.PrimaryHDU(finite.copy())
-        with np.errstate(invalid="ignore", over="ignore"):
-            hdu.scale(kind, "minmax")
-        return _write(hdu)
-
-    d_exponent = _edit_header(
-        raw,
-        lambda c: [*c, _cards("BSCALE  =              1.0D+00", "BZERO   =              0.0D+00")],
-    )
-    valid.append(("fits-d-exponent", d_exponent))
-    valid.append(
-        (
-            "fits-bscale-2",
-            _edit_header(raw, lambda c: [*c, _cards("BSCALE  =                  2.0")]),
-        )
-    )
-    for kind in ("uint8", "int16", "int32"):
-        valid.append((f"fits-bitpix-{kind}-scaled", scaled(kind)))
-    valid.append(
-        ("fits-bitpix-int64", _write(fits.PrimaryHDU(np.round(finite * 1000).astype(np.int64))))
-    )
-    valid.append(("fits-bitpix-float64", _write(fits.PrimaryHDU(image.astype(np.float64)))))
-    valid.append(("fits-extension", _write(fits.PrimaryHDU(), fits.ImageHDU(image))))
-    valid.append(("fits-small-50x40", _write(fits.PrimaryHDU(image[:50, :40].copy()))))
-    blank = fits.PrimaryHDU(np.where(np.isnan(image), -32768, np.round(finite)).astype(np.int16))
-    blank.header["BLANK"] = -32768
-    blank.header["BZERO"] = 0.5
-    valid.append(("fits-int16-blank", _write(blank)))
-    variants = [FitsVariant(name, data, _read(data)) for name, data in valid]
-
-    def card(keyword: str, value: str) -> Callable[[list[bytes]], list[bytes]]:
-        line = f"{keyword:<8}= {value:>20}".encode().ljust(80)
-        return lambda cards: [line if c.startswith(keyword.encode().ljust(8)) else c for c in cards]
-
-    shape = frozenset({"cutout_shape"})
-    corrupt = frozenset({"cutout_corrupt"})
-    broken = [
-        ("fits-naxis-negative", _edit_header(raw, card("NAXIS1", "-63")), shape),
-        ("fits-naxis-huge", _edit_header(raw, card("NAXIS2", "1000000000")), shape),
-        ("fits-naxis3", _write(fits.PrimaryHDU(image[np.newaxis])), shape),
-        ("fits-64x63", _write(fits.PrimaryHDU(np.ones((64, 63), np.float32))), shape),
-        ("fits-no-end", raw.replace(b"END".ljust(80), b" " * 80), corrupt),
-        ("fits-short-data", raw[: len(raw) - 2880], corrupt),
-        ("fits-bitpix-7", _edit_header(raw, card("BITPIX", "7")), corrupt),
-        (
-            "fits-bintable",
-            _write(
-                fits.PrimaryHDU(),
-                fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.ones(3))]),
-            ),
-            corrupt,
-        ),
-        ("fits-all-nan", _write(fits.PrimaryHDU(np.full((63, 63), np.nan, np.float32))), corrupt),
-        ("fits-not-fits", bytes(range(256)) * 40, corrupt),
-        (
-            "fits-header-2MiB",
-            _edit_header(raw, lambda c: [*c, _cards("COMMENT x") * (2 * MiB // 80)]),
-            frozenset({"cutout_too_large"}),
-        ),
-    ]
-    variants += [FitsVariant(name, data, None, reasons) for name, data, reasons in broken]
-    return variants
-
-
-def gzip_fits(data: bytes) -> bytes:
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    return packer.compress(data) + packer.flush()
-
-
-def fits_cases(real: bytes, tag: str) -> Iterator[Hostile]:
-    """The alert with its science stamp replaced by each FITS variant."""
-    schema, record = parts(real)
-    raw = zlib.decompress(record["cutoutScience"]["stampData"], 31)
-    for variant in fits_variants(raw):
-        message = alert_message(schema, _with_stamps(record, gzip_fits(variant.fits), STAMPS[:1]))
-        broken = variant.image is None
-        yield Hostile(f"{variant.name}:{tag}", message, broken, variant.reasons, not broken)
-
-
-# -- records --------------------------------------------------------------------------
-
-
-def _record_type(schema: Any, short: str) -> dict[str, Any]:
-    """The record definition named ``short`` (namespace aside) inside ``schema``."""
-    pending = [schema]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, dict):
-            if (
-                node.get("type") == "record"
-                and str(node.get("name", "")).rsplit(".", 1)[-1] == short
-            ):
-                return node
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    raise KeyError(short)
-
-
-def _field(record_type: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(f for f in record_type["fields"] if f["name"] == name)
-
-
-def _retype(record_type: dict[str, Any], name: str, new: Any) -> None:
-    field = _field(record_type, name)
-    field["type"] = new
-    field.pop("default", None)  # the old default may not fit the new type
-
-
-def record_cases(real: bytes, tag: str) -> Iterator[Hostile]:
-    """History and metadata oddities: null, NaN, inf, wrong types, each one alert."""
-    base_schema, base = parts(real)
-
-    def case(
-        name: str,
-        edit: Callable[[Any, dict[str, Any]], None],
-        reasons: frozenset[str] | None = FIELD_INVALID,
-    ) -> Hostile:
-        schema, record = copy.deepcopy(base_schema), copy.deepcopy(base)
-        edit(schema, record)
-        message = alert_message(schema, record)
-        rejected = reasons is not None
-        return Hostile(f"record-{name}:{tag}", message, rejected, reasons or ANY, not rejected)
-
-    def candidate(field: str, value: Any) -> Callable[[Any, dict[str, Any]], None]:
-        return lambda schema, record: record["candidate"].__setitem__(field, value)
-
-    def retype(short: str, field: str, new: Any) -> Callable[[Any, dict[str, Any]], None]:
-        return lambda schema, record: _field(_record_type(schema, short), field).__setitem__(
-            "type", new
-        )
-
-    yield case("sgscore1-nan", candidate("sgscore1", float("nan")))
-    yield case("distpsnr1-inf", candidate("distpsnr1", float("inf")))
-    yield case("jdstarthist-nan", candidate("jdstarthist", float("nan")))
-    yield case("jd-1e300", candidate("jd", 1e300))  # finite, but the features overflow float32
-
-    def objectid_long(schema: Any, record: dict[str, Any]) -> None:
-        _retype(schema, "objectId", "long")
-        record["objectId"] = 12345
-
-    def candidate_string(schema: Any, record: dict[str, Any]) -> None:
-        _retype(schema, "candidate", "string")
-        record["candidate"] = "not a record"
-
-    def candidate_null(schema: Any, record: dict[str, Any]) -> None:
-        field = _field(schema, "candidate")
-        field["type"], field["default"] = ["null", field["type"]], None
-        record["candidate"] = None
-
-    def stampdata_string(schema: Any, record: dict[str, Any]) -> None:
-        _retype(_record_type(schema, "cutout"), "stampData", "string")
-        for key in STAMPS:
-            record[key] = {**record[key], "stampData": "not bytes"}
-
-    def cutout_int(schema: Any, record: dict[str, Any]) -> None:
-        _retype(schema, STAMPS[-1], "int")  # the last refers to the type by name
-        record[STAMPS[-1]] = 7
-
-    def candid_string(schema: Any, record: dict[str, Any]) -> None:
-        _retype(schema, "candid", "string")
-        record["candid"] = "not a number"
-
-    def magpsf_string(schema: Any, record: dict[str, Any]) -> None:
-        retype("candidate", "magpsf", "string")(schema, record)
-        record["candidate"]["magpsf"] = "bright"
-
-    yield case("objectid-long", objectid_long)
-    yield case("candidate-string", candidate_string)
-    yield case("candidate-null", candidate_null, frozenset({"missing_field"}))
-    yield case("stampdata-string", stampdata_string)
-    yield case("cutout-int", cutout_int)
-    yield case("candid-string", candid_string, None)  # must be scored: candid is only echoed
-    yield case("magpsf-string", magpsf_string)
-    yield from _history_cases(case, tag)
-
-
-def _history_cases(case: Callable[..., Hostile], tag: str) -> Iterator[Hostile]:
-    def point(record: dict[str, Any], **values: Any) -> dict[str, Any]:
-        history = record.get("prv_candidates") or []
-        if not history:
-            raise LookupError("no history")
-        new = {**history[0], **values}
-        record["prv_candidates"] = [*history, new]
-        return new
-
-    def jd_null(schema: Any, record: dict[str, Any]) -> None:
-        _retype(_record_type(schema, "prv_candidate"), "jd", ["null", "double"])
-        point(record, jd=None, magpsf=18.5)
-
-    def jd_missing(schema: Any, record: dict[str, Any]) -> None:
-        prv = _record_type(schema, "prv_candidate")
-        prv["fields"] = [f for f in prv["fields"] if f["name"] != "jd"]
-        point(record, magpsf=18.5)
-
-    def magpsf_string(schema: Any, record: dict[str, Any]) -> None:
-        _retype(_record_type(schema, "prv_candidate"), "magpsf", ["null", "string"])
-        for p in record.get("prv_candidates") or []:
-            p["magpsf"] = None if p.get("magpsf") is None else str(p["magpsf"])
-        point(record, magpsf="19.1")
-
-    def magpsf_nan(schema: Any, record: dict[str, Any]) -> None:
-        point(record, magpsf=float("nan"))
-
-    def null_point(schema: Any, record: dict[str, Any]) -> None:
-        array = next(t for t in _field(schema, "prv_candidates")["type"] if isinstance(t, dict))
-        array["items"] = ["null", array["items"]]
-        point(record)
-        record["prv_candidates"].append(None)
-
-    for name, edit in [
-        ("history-jd-null", jd_null),
-        ("history-jd-missing", jd_missing),
-        ("history-magpsf-string", magpsf_string),
-        ("history-magpsf-nan", magpsf_nan),
-        ("history-null-point", null_point),
-    ]:
-        try:
-            yield case(name, edit)
-        except LookupError:  # this alert has no history to damage
-            continue

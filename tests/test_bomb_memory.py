@@ -19,6 +19,7 @@ BOMB_SECONDS = 2.0  # each refusal; milliseconds expected, minutes without the l
 _PROGRAM = r"""
 import gc, json, resource, sys, time, zlib
 sys.path.insert(0, sys.argv[1])
+import hostile_fits
 import hostile_payloads as payloads
 from btsbot_stream.alerts.avro import AlertDecoder
 from btsbot_stream.scoring import prepare_message
@@ -26,7 +27,7 @@ from btsbot_stream.scoring import prepare_message
 real = open(sys.argv[2], "rb").read()
 bombs = list(payloads.bombs(real))
 schema, record = payloads.parts(real)
-odd = next(payloads.fits_cases(real, "warm-up"))  # astropy imported, as after odd traffic
+odd = next(hostile_fits.fits_cases(real, "warm-up"))  # astropy imported, as after odd traffic
 decoder = AlertDecoder()
 for data in (real, odd.data, real):
     prepare_message(decoder, data)

@@ -13,7 +13,8 @@ import pytest
 from btsbot_stream.alerts import stamps
 from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.alerts.stamps import PAD_VALUE, read_stamp, triplet
-from hostile_payloads import STAMPS, fits_variants, gzip_fits, parts
+from hostile_fits import fits_variants, gzip_fits
+from hostile_payloads import STAMPS, parts
 
 NEED_ASTROPY = {  # what the fast path hands over (integer, scaled, extension, BLANK)
     "fits-bscale-2",
