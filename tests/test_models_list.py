@@ -19,6 +19,9 @@ REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 SHA256 = "747790d6879a9934977365b2ca422c4d3c59cd5c785c8b9dbf74492d82b774f2"  # models/README.md
 
 
+SHIPPED = ("btsbot-v1.0.1", "btsbot-v1.0.1-int8")  # the models models/ holds
+
+
 def _list(*args: str) -> str:
     runner = CliRunner(env={"COLUMNS": "40"})  # narrow: a table would wrap every cell
     result = runner.invoke(main, ["models", "list", "--models-dir", str(REPO_MODELS), *args])
@@ -33,7 +36,7 @@ def test_plain_lines_on_a_pipe() -> None:
     ]  # fmt: skip
     rows = {line.split("\t")[0]: line.split("\t") for line in lines}
     assert all(len(row) == 7 for row in rows.values()), "one line per model, seven fields"
-    assert set(rows) == {*CATALOGUE, "btsbot-v1.0.1"}
+    assert set(rows) == {*CATALOGUE, *SHIPPED}
     assert rows["btsbot-v1.0.1"][3] == "yes" and rows["btsbot-v1.0.1"][5] == "1.0.1"
     assert rows["btsbot-convnext-pico-in1k"][3] == "no"
     assert "│" not in header and not any("│" in line for line in lines)
@@ -41,7 +44,7 @@ def test_plain_lines_on_a_pipe() -> None:
 
 def test_json() -> None:
     models = {m["model"]: m for m in json.loads(_list("--json"))}
-    assert set(models) == {*CATALOGUE, "btsbot-v1.0.1"}
+    assert set(models) == {*CATALOGUE, *SHIPPED}
     production = models["btsbot-v1.0.1"]
     assert production["present"] is True and production["sha256"] == SHA256
     assert Path(production["file"]).name == "btsbot-v1.0.1.onnx"

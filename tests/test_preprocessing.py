@@ -22,24 +22,30 @@ from corpus import AlertSet
 
 def test_fast_path_equals_astropy_on_every_alert(real_alerts: AlertSet):
     decoder = AlertDecoder()
-    compared = 0
+    compared = padded = 0
     for path in real_alerts.files:
         data = path.read_bytes()
         (full,) = reference.read_alerts(data)
         (ours,) = decoder.decode(data)
         if any(full[k]["stampData"][:2] == b"\xff\xd8" for k in STAMP_ORDER):
             continue  # JPEG prototypes: neither path scores them (see test_score_cli)
+        shapes = []
         for key in STAMP_ORDER:  # every stamp, raw pixels, NaN in the same places
-            np.testing.assert_array_equal(
-                read_stamp(ours.record[key]["stampData"]),
-                reference.stamp_image(full[key]["stampData"]),
-            )
+            image = reference.stamp_image(full[key]["stampData"])
+            np.testing.assert_array_equal(read_stamp(ours.record[key]["stampData"]), image)
+            shapes.append(image.shape)
         prepared = prepare(ours)
         assert isinstance(prepared, Prepared), (path, prepared)
-        np.testing.assert_allclose(prepared.triplet, reference.triplet(full), rtol=0, atol=1e-6)
+        expected = reference.triplet(full)
+        np.testing.assert_allclose(prepared.triplet, expected, rtol=0, atol=1e-6)
         np.testing.assert_allclose(prepared.metadata, reference.metadata(full), rtol=1e-6)
+        for channel, (height, width) in enumerate(shapes):  # padding: exactly, not to 1e-6
+            for region in (np.s_[height:, :, channel], np.s_[:height, width:, channel]):
+                np.testing.assert_array_equal(prepared.triplet[region], expected[region])
+                padded += prepared.triplet[region].size
         compared += 1
     assert compared == real_alerts.fits_alerts
+    assert padded > 0  # the sample holds stamps cut at a chip edge
 
 
 def _fits_gz(image: np.ndarray) -> bytes:

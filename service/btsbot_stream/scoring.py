@@ -3,6 +3,11 @@ scatter results back by index. Shared by the ``score`` CLI and the stream servic
 
 Only valid alerts reach the models; every input gets exactly one :class:`Outcome` per
 record (or one for an undecodable message), so counts always reconcile.
+:func:`prepare_message` is the boundary of one message: whatever its bytes make the
+decoder or the preparation raise ends as that message's (or record's) outcome, an
+unforeseen exception as ``internal_error`` naming its type (logged, rate-limited).
+Only process-level failures (:class:`BtsbotError` other than ``InvalidAlert``, such as
+an unreachable schema registry) go through: they are not the message's fault.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from btsbot_stream.config import EngineSettings
 from btsbot_stream.engine.exceptions import ModelIntegrityError
 from btsbot_stream.engine.model import OnnxModel, load_model
 from btsbot_stream.engine.providers import gpu_options
-from btsbot_stream.errors import ConfigError
+from btsbot_stream.errors import BtsbotError, ConfigError
+from btsbot_stream.log_limit import LogLimiter
 
 log = logging.getLogger(__name__)
+_unforeseen = LogLimiter(log, interval_s=60.0)
+_DETAIL_CHARS = 300
 
 
 @dataclass(slots=True)
@@ -62,13 +70,40 @@ def check_models(models: Sequence[OnnxModel]) -> None:
             )
 
 
+def _internal_error(exc: Exception, stage: str) -> Reject:
+    """An exception nobody foresaw, as this input's outcome (the process goes on)."""
+    kind = type(exc).__name__
+    _unforeseen.error(
+        f"{stage}:{kind}",
+        "unforeseen %s in the %s of a message: made it an internal_error outcome",
+        kind,
+        stage,
+        exc_info=exc,
+    )
+    return Reject("internal_error", f"{stage}: {kind}: {exc}"[:_DETAIL_CHARS])
+
+
 def prepare_message(decoder: AlertDecoder, data: bytes) -> PreparedMessage:
-    """The CPU-bound stage for one message (decode + stamps + features)."""
+    """The CPU-bound stage for one message (decode + stamps + features); never raises
+    for anything the message contains."""
     try:
         alerts = decoder.decode(data)
     except InvalidAlert as exc:
         return PreparedMessage([], Reject.from_error(exc))
-    return PreparedMessage([(alert, prepare(alert)) for alert in alerts])
+    except BtsbotError:
+        raise  # process-level, e.g. the schema registry unreachable
+    except Exception as exc:
+        return PreparedMessage([], _internal_error(exc, "decoding"))
+    records: list[tuple[DecodedAlert, Prepared | Reject]] = []
+    for alert in alerts:
+        try:
+            prepared = prepare(alert, decoder.limits.max_stamp_bytes)
+        except BtsbotError:
+            raise
+        except Exception as exc:
+            prepared = _internal_error(exc, "preparation")
+        records.append((alert, prepared))
+    return PreparedMessage(records)
 
 
 class Scorer:

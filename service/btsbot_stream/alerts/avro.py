@@ -1,78 +1,68 @@
 """Decode ZTF alert packets: Avro container files and Confluent wire-format messages.
 
-Each distinct writer schema is parsed once and cached, together with a *projected*
-reader schema that keeps only what scoring needs (``candidate`` features, ``jd`` and
-``magpsf`` of the history, the stamp bytes), so fastavro skips materialising the rest.
-The raw binary datum of every record is kept: enrichment appends to it instead of
-re-encoding the alert (see ``stream.enrich``).
+The container's framing is read with fastavro and the Avro specification's own schemas
+(the header record, then per block: record count, bytes, sync marker), one
+``schemaless_reader`` call each. ``fastavro.block_reader`` would do the same, but it
+parses the embedded writer schema again for every message (it doubles decode time, see
+docs/benchmarks.md), inflates a block without any ceiling and raises on a header that is
+not UTF-8; here each check is made before anything is allocated:
 
-The container parser is our own (a few dozen lines of the Avro spec) because it must be
-strict where ``fastavro.reader`` is lenient: a file one byte short must be reported as
-truncated, not decoded into a plausible but damaged alert.
+- the message against ``limits.max_message_bytes``;
+- the schema text against ``max_schema_bytes`` and ``max_nesting_depth`` (each distinct
+  text parsed once, kept in an LRU cache of ``schema_cache_size``, failures too);
+- each block's record count against ``max_records`` before reading a record, its inflated
+  size against ``max_block_bytes`` (all blocks together) while inflating;
+- each record against ``max_array_items`` and the nesting limit before fastavro builds it
+  (:mod:`btsbot_stream.alerts.bounds`).
+
+It stays strict where ``fastavro.reader`` is lenient: a file one byte short is
+``avro_truncated``, a wrong sync marker or bytes left over after the records
+``avro_malformed``, a header without records ``avro_empty``. The raw binary datum of every
+record is kept: enrichment appends to it instead of re-encoding the alert.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import struct
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-import cramjam
 import fastavro
+from fastavro.read import HEADER_SCHEMA
 
-from btsbot_stream.alerts.exceptions import InvalidAlert
-from btsbot_stream.alerts.features import CANDIDATE_FIELDS, HISTORY_FIELDS
+from btsbot_stream.alerts import inflate
+from btsbot_stream.alerts.exceptions import InvalidAlert, Reject
 from btsbot_stream.alerts.registry import SchemaRegistry
-from btsbot_stream.alerts.stamps import STAMP_ORDER
+from btsbot_stream.alerts.schemas import SCORING, AlertSchema, Projection
+from btsbot_stream.config import LimitSettings
+
+__all__ = [
+    "CONTAINER_MAGIC",
+    "SCORING",
+    "AlertDecoder",
+    "AlertSchema",
+    "DecodedAlert",
+    "Projection",
+]
 
 CONTAINER_MAGIC = b"Obj\x01"
 WIRE_MAGIC = 0
-SYNC_SIZE = 16
-
-
-@dataclass(frozen=True)
-class Projection:
-    """The fields a reader keeps: top-level field names, and field names per record type
-    (by short name); record types not named keep every field."""
-
-    top_level: frozenset[str]
-    records: dict[str, frozenset[str]] = field(default_factory=dict)
-
-
-SCORING = Projection(
-    frozenset({"schemavsn", "objectId", "candid", "candidate", "prv_candidates", *STAMP_ORDER}),
+_HEADER = fastavro.parse_schema(HEADER_SCHEMA)
+_BLOCK = fastavro.parse_schema(
     {
-        "candidate": frozenset(CANDIDATE_FIELDS),
-        "prv_candidate": frozenset(HISTORY_FIELDS),
-        "cutout": frozenset({"stampData"}),
-    },
+        "type": "record",
+        "name": "btsbot_stream.ContainerBlock",  # the Avro spec's block framing
+        "fields": [
+            {"name": "count", "type": "long"},
+            {"name": "data", "type": "bytes"},
+            {"name": "sync", "type": {"type": "fixed", "name": "Sync", "size": 16}},
+        ],
+    }
 )
-
-
-@dataclass(eq=False)
-class AlertSchema:
-    """A writer schema with its projection; one instance per distinct schema."""
-
-    text: str  # the writer schema JSON as it came (embedded again in enriched output)
-    writer: Any
-    reader: Any
-    extras: dict[str, Any] = field(default_factory=dict)  # caches of later stages
-
-    @classmethod
-    def from_text(cls, text: str, projection: Projection = SCORING) -> AlertSchema:
-        try:
-            schema = json.loads(text)
-            # Parsed with fastavro's marker, so schemaless_reader does not parse them
-            # again on every message (that halves the decode time).
-            writer = fastavro.parse_schema(schema)
-            reader = fastavro.parse_schema(_project(schema, projection))
-        except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
-            raise InvalidAlert("avro_malformed", f"embedded schema does not parse: {exc}") from exc
-        return cls(text=text, writer=writer, reader=reader)
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(slots=True)
@@ -84,115 +74,61 @@ class DecodedAlert:
     schema: AlertSchema
 
 
-def _short_name(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
+class _Lru(Generic[K, V]):
+    """A dict that forgets its least recently used entry beyond ``size`` entries."""
 
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-def _project(node: Any, projection: Projection, top: bool = True) -> Any:
-    """Copy a schema keeping only the fields ``projection`` names (names and types
-    unchanged)."""
-    if isinstance(node, list):
-        return [_project(branch, projection, top=False) for branch in node]
-    if not isinstance(node, dict):
-        return node
-    kind = node.get("type")
-    if kind == "array":
-        return {**node, "items": _project(node["items"], projection, top=False)}
-    if kind == "map":
-        return {**node, "values": _project(node["values"], projection, top=False)}
-    if kind != "record":
-        return node
-    keep = projection.top_level if top else projection.records.get(_short_name(node["name"]))
-    fields = [
-        {**f, "type": _project(f["type"], projection, top=False)}
-        for f in node["fields"]
-        if keep is None or f["name"] in keep
-    ]
-    return {**node, "fields": fields}
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
 
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
 
-def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """Avro zig-zag varint at ``pos``; returns (value, next position)."""
-    shift = result = 0
-    while True:
-        try:
-            byte = buf[pos]
-        except IndexError:
-            raise InvalidAlert("avro_truncated", "file ends inside a length field") from None
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise InvalidAlert("avro_malformed", "varint longer than 64 bits")
-
-
-def _take(buf: bytes, pos: int, size: int, what: str) -> tuple[bytes, int]:
-    end = pos + size
-    if size < 0:
-        raise InvalidAlert("avro_malformed", f"{what} has negative length {size}")
-    if end > len(buf):
-        raise InvalidAlert(
-            "avro_truncated", f"{what} needs {size} bytes, only {len(buf) - pos} remain"
-        )
-    return buf[pos:end], end
-
-
-def _read_metadata(buf: bytes, pos: int) -> tuple[dict[str, bytes], int]:
-    meta: dict[str, bytes] = {}
-    while True:
-        count, pos = _read_long(buf, pos)
-        if count == 0:
-            return meta, pos
-        if count < 0:  # block with byte size: skip the size, read |count| entries
-            count = -count
-            _, pos = _read_long(buf, pos)
-        for _ in range(count):
-            klen, pos = _read_long(buf, pos)
-            key, pos = _take(buf, pos, klen, "header key")
-            vlen, pos = _read_long(buf, pos)
-            meta[key.decode("utf-8", "replace")], pos = _take(buf, pos, vlen, "header value")
-
-
-def _inflate_deflate(block: bytes) -> bytes:
-    return zlib.decompress(block, -15)
-
-
-def _inflate_snappy(block: bytes) -> bytes:
-    data = bytes(cramjam.snappy.decompress_raw(block[:-4]))
-    (crc,) = struct.unpack(">I", block[-4:])
-    if zlib.crc32(data) & 0xFFFFFFFF != crc:
-        raise ValueError("snappy block CRC mismatch")
-    return data
-
-
-_CODECS: dict[str, Callable[[bytes], bytes] | None] = {
-    "null": None,
-    "deflate": _inflate_deflate,
-    "snappy": _inflate_snappy,
-}
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class AlertDecoder:
     """Turns message bytes into :class:`DecodedAlert` records, caching every schema."""
 
     def __init__(
-        self, registry: SchemaRegistry | None = None, projection: Projection = SCORING
+        self,
+        registry: SchemaRegistry | None = None,
+        limits: LimitSettings | None = None,
+        projection: Projection = SCORING,
     ) -> None:
         self._registry = registry
+        self.limits = limits or LimitSettings()
         self._projection = projection
-        self._by_text: dict[bytes, AlertSchema] = {}
-        self._by_id: dict[int, AlertSchema] = {}
+        # A schema text or id maps to its parsed form, or to why it was refused (so a
+        # flood of one bad schema costs one parse).
+        self._by_text: _Lru[bytes, AlertSchema | Reject] = _Lru(self.limits.schema_cache_size)
+        self._by_id: _Lru[int, AlertSchema | Reject] = _Lru(self.limits.schema_cache_size)
 
     @property
     def schemas_seen(self) -> int:
+        """Schemas held in the caches now (bounded by ``limits.schema_cache_size``)."""
         return len(self._by_text) + len(self._by_id)
 
     def decode(self, data: bytes) -> list[DecodedAlert]:
         """All records of one message; raises :class:`InvalidAlert` with the reason."""
+        limit = self.limits.max_message_bytes
+        if len(data) > limit:
+            raise InvalidAlert(
+                "message_too_large",
+                f"message of {len(data)} bytes exceeds limits.max_message_bytes = {limit}",
+            )
         if data[:4] == CONTAINER_MAGIC:
-            return list(self._decode_container(data))
+            return self._decode_container(data)
         if len(data) > 5 and data[0] == WIRE_MAGIC:
             return [self._decode_wire(data)]
         if not data:
@@ -203,87 +139,141 @@ class AlertDecoder:
             "nor a Confluent wire-format message (magic byte 0)",
         )
 
-    def _schema_for_text(self, text: bytes) -> AlertSchema:
-        schema = self._by_text.get(text)
-        if schema is None:
-            schema = AlertSchema.from_text(text.decode("utf-8"), self._projection)
-            self._by_text[text] = schema
-        return schema
+    def _parsed(
+        self, cache: _Lru[Any, AlertSchema | Reject], key: Any, load: Callable[[], str | bytes]
+    ) -> AlertSchema:
+        """The schema cached under ``key``; on a miss ``load()`` gives its text, whose
+        parse (or refusal) is cached. ``load``'s own failures are not."""
+        found = cache.get(key)
+        if found is None:
+            text = load()
+            try:
+                found = AlertSchema.from_text(text, self.limits, self._projection)
+            except InvalidAlert as exc:
+                found = Reject.from_error(exc)
+            cache.put(key, found)
+        if isinstance(found, Reject):
+            raise InvalidAlert(found.reason, found.detail)
+        return found
 
     def _decode_wire(self, data: bytes) -> DecodedAlert:
         schema_id = int.from_bytes(data[1:5], "big")
-        schema = self._by_id.get(schema_id)
-        if schema is None:
-            if self._registry is None:
-                raise InvalidAlert(
-                    "schema_unknown",
-                    f"wire-format message with schema id {schema_id}, but no schema "
-                    "registry or schema directory is configured",
-                )
-            text = self._registry.get(schema_id)
+        registry = self._registry
+        if registry is None:
+            raise InvalidAlert(
+                "schema_unknown",
+                f"wire-format message with schema id {schema_id}, but no schema "
+                "registry or schema directory is configured",
+            )
+
+        def fetch() -> str:  # unknown ids are not cached: the registry may learn them
+            text = registry.get(schema_id)
             if text is None:
                 raise InvalidAlert(
-                    "schema_unknown", f"schema id {schema_id} not found in {self._registry}"
+                    "schema_unknown", f"schema id {schema_id} not found in {registry}"
                 )
-            schema = self._by_id[schema_id] = AlertSchema.from_text(text, self._projection)
-        datum = data[5:]
-        return self._read_records(datum, 1, schema)[0]
+            return text
 
-    def _decode_container(self, data: bytes) -> Iterator[DecodedAlert]:
-        meta, pos = _read_metadata(data, len(CONTAINER_MAGIC))
-        sync, pos = _take(data, pos, SYNC_SIZE, "header sync marker")
-        if "avro.schema" not in meta:
+        schema = self._parsed(self._by_id, schema_id, fetch)
+        return self._read_records(data[5:], 1, schema)[0]
+
+    def _decode_container(self, data: bytes) -> list[DecodedAlert]:
+        stream = io.BytesIO(data)
+        header = _read_framing(stream, _HEADER, "the container header")
+        meta: dict[str, bytes] = header["meta"]
+        text = meta.get("avro.schema")
+        if text is None:
             raise InvalidAlert("avro_malformed", "container header has no avro.schema")
-        schema = self._schema_for_text(meta["avro.schema"])
-        codec_name = meta.get("avro.codec", b"null").decode()
-        if codec_name not in _CODECS:
-            raise InvalidAlert("avro_malformed", f"unsupported Avro codec {codec_name!r}")
-        inflate = _CODECS[codec_name]
-        while pos < len(data):
-            count, pos = _read_long(data, pos)
-            size, pos = _read_long(data, pos)
-            block, pos = _take(data, pos, size, "data block")
-            marker = data[pos : pos + SYNC_SIZE]
-            if len(marker) < SYNC_SIZE:
-                raise InvalidAlert(
-                    "avro_truncated",
-                    f"file ends {SYNC_SIZE - len(marker)} byte(s) short of the block's "
-                    "sync marker (lost bytes, e.g. a line-ending conversion)",
-                )
-            if marker != sync:
+        schema = self._parsed(self._by_text, text, lambda: text)
+        codec = meta.get("avro.codec", b"null")
+        if codec not in (b"null", b"deflate", b"snappy"):
+            raise InvalidAlert("avro_malformed", f"unsupported Avro codec {codec[:40]!r}")
+        limits = self.limits
+        budget = limits.max_block_bytes
+        alerts: list[DecodedAlert] = []
+        blocks = 0
+        while stream.tell() < len(data):
+            blocks += 1
+            block = _read_framing(stream, _BLOCK, f"block {blocks}")
+            if block["sync"] != header["sync"]:
                 raise InvalidAlert(
                     "avro_malformed",
-                    "sync marker after a block does not match the header: the block size "
-                    "is wrong or bytes were inserted/removed",
+                    f"sync marker after block {blocks} does not match the header: the block "
+                    "size is wrong or bytes were inserted/removed",
                 )
-            pos += SYNC_SIZE
-            if inflate is not None:
-                try:
-                    block = inflate(block)
-                except Exception as exc:
-                    raise InvalidAlert(
-                        "avro_malformed", f"{codec_name} block does not decompress: {exc}"
-                    ) from exc
-            yield from self._read_records(block, count, schema)
+            count = block["count"]
+            if count < 0:
+                raise InvalidAlert("avro_malformed", f"block {blocks} claims {count} records")
+            if len(alerts) + count > limits.max_records:
+                raise InvalidAlert(
+                    "avro_too_many_records",
+                    f"block {blocks} claims {count} records; limits.max_records = "
+                    f"{limits.max_records} per message",
+                )
+            body = _inflate(block["data"], codec, budget, blocks)
+            budget -= len(body)
+            alerts.extend(self._read_records(body, count, schema))
+        if not alerts:
+            raise InvalidAlert("avro_empty", f"container holds no record ({blocks} blocks)")
+        return alerts
 
-    @staticmethod
-    def _read_records(block: bytes, count: int, schema: AlertSchema) -> list[DecodedAlert]:
+    def _read_records(self, block: bytes, count: int, schema: AlertSchema) -> list[DecodedAlert]:
         stream = io.BytesIO(block)
+        limits = self.limits
+        walk = schema.layout.needs_walk(len(block), limits.max_array_items)
         out = []
         start = 0
         for _ in range(count):
+            end = schema.layout.check(block, start, limits.max_array_items) if walk else None
             try:
                 record = fastavro.schemaless_reader(stream, schema.writer, schema.reader)
             except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError...
                 raise InvalidAlert(
                     "avro_malformed", f"datum does not decode with its schema: {exc!r}"
                 ) from exc
-            end = stream.tell()
-            out.append(DecodedAlert(record, block[start:end], schema))  # type: ignore[arg-type]
-            start = end
+            position = stream.tell()
+            if end is not None and position != end:
+                raise RuntimeError(f"datum walk ended at {end}, fastavro at {position}")
+            out.append(DecodedAlert(record, block[start:position], schema))  # type: ignore[arg-type]
+            start = position
         if start != len(block):
             raise InvalidAlert(
                 "avro_malformed",
                 f"{len(block) - start} bytes left over after {count} record(s): damaged datum",
             )
         return out
+
+
+def _read_framing(stream: io.BytesIO, framing: Any, what: str) -> dict[str, Any]:
+    """One framing record of the container (header or block), with the failure named."""
+    try:
+        return fastavro.schemaless_reader(stream, framing, None)  # type: ignore[return-value]
+    except EOFError as exc:
+        raise InvalidAlert(
+            "avro_truncated",
+            f"file ends inside {what} ({exc}): lost bytes, e.g. a cut download or a "
+            "line-ending conversion",
+        ) from exc
+    except Exception as exc:
+        raise InvalidAlert("avro_malformed", f"{what} does not decode: {exc!r}") from exc
+
+
+def _inflate(data: bytes, codec: bytes, budget: int, block: int) -> bytes:
+    """A block's records, decompressed within the remaining ``max_block_bytes`` budget."""
+    try:
+        if codec == b"deflate":
+            body = inflate.inflate(data, inflate.RAW_DEFLATE, budget)
+        elif codec == b"snappy":
+            body = inflate.unsnappy_avro(data, budget)
+        else:
+            body = data if len(data) <= budget else None
+    except inflate.Damaged as exc:
+        raise InvalidAlert(
+            "avro_malformed", f"{codec.decode()} block {block} does not decompress: {exc}"
+        ) from exc
+    if body is None:
+        raise InvalidAlert(
+            "avro_block_too_large",
+            f"block {block} inflates past what remains of limits.max_block_bytes ({budget} bytes)",
+        )
+    return body

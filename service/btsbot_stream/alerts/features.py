@@ -14,6 +14,7 @@ follow the published BTSbot code (see DESIGN.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,13 +75,28 @@ CANDIDATE_FIELDS = (
     "isdiffpos",
 )
 HISTORY_FIELDS = ("jd", "magpsf")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(value: Any, where: str) -> float:
+    """``value`` as a float; anything but a finite int or float is ``field_invalid``."""
+    if type(value) is float and value - value == 0.0:  # the common case: finite float
+        return value  # (x - x is NaN for NaN and for both infinities)
+    if type(value) is float or type(value) is int:  # not bool, str, bytes, records...
+        number = float(value)
+        if math.isfinite(number):
+            return number
+        raise InvalidAlert("field_invalid", f"{where} is {number}")
+    raise InvalidAlert("field_invalid", f"{where} is {type(value).__name__}, not a number")
 
 
 def _number(candidate: Mapping[str, Any], name: str) -> float:
     value = candidate.get(name)
+    if type(value) is float and value - value == 0.0:
+        return value
     if value is None:
         raise InvalidAlert("missing_field", f"candidate.{name} is absent or null")
-    return float(value)
+    return _finite(value, f"candidate.{name}")
 
 
 def metadata_vector(
@@ -99,26 +115,48 @@ def metadata_vector(
     -------
     numpy.ndarray
         Shape (25,), dtype float32.
+
+    Raises
+    ------
+    InvalidAlert
+        ``missing_field`` for a feature that is absent or null, ``field_invalid`` for a
+        value that is not a finite number (a detection's ``jd`` included).
     """
     jd = _number(candidate, "jd")
     magpsf = _number(candidate, "magpsf")
     peak_mag, peak_jd, max_mag = 30.0, jd, 0.0
     first_jd = jd
-    for point in (*(history or ()), candidate):
-        mag = point.get("magpsf")
+    if history is None:
+        history = ()
+    elif not isinstance(history, list | tuple):
+        raise InvalidAlert("field_invalid", f"prv_candidates is {type(history).__name__}")
+    for index, point in enumerate(history):
+        try:
+            mag = point.get("magpsf")
+        except AttributeError:
+            raise InvalidAlert("field_invalid", f"prv_candidates[{index}] is no record") from None
         if mag is None:
-            continue
-        point_jd = float(point["jd"])
-        first_jd = min(first_jd, point_jd)
+            continue  # a non-detection
+        point_jd = point.get("jd")
+        if point_jd is None:
+            raise InvalidAlert("field_invalid", f"prv_candidates[{index}] has a magpsf but no jd")
+        mag = _finite(mag, f"prv_candidates[{index}].magpsf")
+        point_jd = _finite(point_jd, f"prv_candidates[{index}].jd")
+        if point_jd < first_jd:
+            first_jd = point_jd
         if mag < peak_mag:
-            peak_mag, peak_jd = float(mag), point_jd
-        max_mag = max(max_mag, float(mag))
+            peak_mag, peak_jd = mag, point_jd
+        if mag > max_mag:
+            max_mag = mag
+    if magpsf < peak_mag:  # the alert itself is the last detection of its history
+        peak_mag, peak_jd = magpsf, jd
+    max_mag = max(max_mag, magpsf)
     jdstarthist = candidate.get("jdstarthist")
     if jdstarthist is not None:
-        first_jd = min(first_jd, float(jdstarthist))
+        first_jd = min(first_jd, _finite(jdstarthist, "candidate.jdstarthist"))
 
     drb = candidate.get("drb")
-    new_drb = float(drb) if drb is not None else _number(candidate, "rb")
+    new_drb = _finite(drb, "candidate.drb") if drb is not None else _number(candidate, "rb")
     ndethist = _number(candidate, "ndethist")
     ncovhist = _number(candidate, "ncovhist")
     derived = {
@@ -136,4 +174,8 @@ def metadata_vector(
     values = [
         derived[name] if name in derived else _number(candidate, name) for name in METADATA_FEATURES
     ]
+    if not (min(values) >= -_FLOAT32_MAX and max(values) <= _FLOAT32_MAX):
+        named = zip(METADATA_FEATURES, values, strict=True)
+        name, value = next((n, v) for n, v in named if abs(v) > _FLOAT32_MAX)
+        raise InvalidAlert("field_invalid", f"{name} = {value} overflows float32")
     return np.asarray(values, dtype=np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 from btsbot_stream.alerts.avro import DecodedAlert
 from btsbot_stream.alerts.exceptions import InvalidAlert, Reject
 from btsbot_stream.alerts.features import metadata_vector
-from btsbot_stream.alerts.stamps import triplet
+from btsbot_stream.alerts.stamps import MAX_STAMP_BYTES, triplet
 
 
 @dataclass(slots=True)
@@ -21,22 +21,35 @@ class Prepared:
 
 
 def identity(alert: DecodedAlert) -> tuple[str | None, int | None]:
-    """(objectId, candid) as far as the record has them."""
+    """(objectId, candid) as far as the record has them with the right types; never
+    raises, whatever the record holds (they key outputs and dead letters)."""
     record = alert.record
-    candidate = record.get("candidate") or {}
-    candid = record.get("candid", candidate.get("candid"))
-    return record.get("objectId"), (int(candid) if candid is not None else None)
+    candidate = record.get("candidate")
+    candid = record.get("candid")
+    if candid is None and isinstance(candidate, dict):
+        candid = candidate.get("candid")
+    object_id = record.get("objectId")
+    return (
+        object_id if isinstance(object_id, str) else None,
+        candid if type(candid) is int else None,
+    )
 
 
-def prepare(alert: DecodedAlert) -> Prepared | Reject:
+def prepare(alert: DecodedAlert, max_stamp_bytes: int = MAX_STAMP_BYTES) -> Prepared | Reject:
     record = alert.record
     try:
-        image = triplet(record)  # first: stamp problems are the most specific reason
+        # first: stamp problems are the most specific reason
+        image = triplet(record, max_stamp_bytes=max_stamp_bytes)
         candidate = record.get("candidate")
         if candidate is None:
             raise InvalidAlert("missing_field", "alert has no candidate record")
-        if record.get("objectId") is None:
+        if not isinstance(candidate, dict):
+            raise InvalidAlert("field_invalid", f"candidate is {type(candidate).__name__}")
+        object_id = record.get("objectId")
+        if object_id is None:
             raise InvalidAlert("missing_field", "alert has no objectId")
+        if not isinstance(object_id, str):
+            raise InvalidAlert("field_invalid", f"objectId is {type(object_id).__name__}")
         return Prepared(image, metadata_vector(candidate, record.get("prv_candidates")))
     except InvalidAlert as exc:
         return Reject.from_error(exc)

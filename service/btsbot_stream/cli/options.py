@@ -11,11 +11,12 @@ from typing import Any
 
 import click
 
-from btsbot_stream.config import Device, EngineSettings, KafkaSettings
+from btsbot_stream.config import Device, EngineSettings, KafkaSettings, LimitSettings
 
 __all__ = ["Device"]
 
 _ENGINE = EngineSettings()  # the one place engine defaults live
+_LIMITS = LimitSettings()
 
 
 class _ListOption(click.Option):
@@ -152,3 +153,29 @@ def client_config(bootstrap: str, properties: tuple[str, ...]) -> dict[str, Any]
     config["bootstrap.servers"] = bootstrap
     config["logger"] = logging.getLogger("btsbot_stream.kafka")
     return config
+
+
+def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one option per ``[limits]`` setting (``--max-stamp-bytes``, env
+    ``BTSBOT_LIMITS__MAX_STAMP_BYTES``, ...), defaults and help from ``LimitSettings``;
+    the command receives them as ``limits``."""
+    fields = LimitSettings.model_fields
+
+    @functools.wraps(command)
+    def with_limits(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in fields}
+        return command(*args, limits=LimitSettings(**values), **kwargs)
+
+    for name in reversed(list(fields)):
+        lowest = next((m.ge for m in fields[name].metadata if hasattr(m, "ge")), None)
+        with_limits = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            type=click.IntRange(min=lowest),
+            default=getattr(_LIMITS, name),
+            show_default=True,
+            envvar=f"BTSBOT_LIMITS__{name.upper()}",
+            show_envvar=True,
+            help=f"Limit: {fields[name].description}.",
+        )(with_limits)
+    return with_limits

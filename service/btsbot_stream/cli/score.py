@@ -19,7 +19,7 @@ from btsbot_stream.alerts.registry import make_registry
 from btsbot_stream.alerts.sources import expand, read_items
 from btsbot_stream.background import prefetch
 from btsbot_stream.cli import options
-from btsbot_stream.config import EngineSettings
+from btsbot_stream.config import EngineSettings, LimitSettings
 from btsbot_stream.scoring import Outcome, PreparedMessage, load_scorer, prepare_message
 
 Chunk = list[tuple[str, PreparedMessage]]
@@ -28,11 +28,12 @@ Chunk = list[tuple[str, PreparedMessage]]
 def prepared_chunks(
     files: list[Path], decoder: AlertDecoder, size: int, progress: Progress | None
 ) -> Iterator[Chunk]:
-    """Messages of ``files`` decoded and prepared, ``size`` at a time."""
+    """Messages of ``files`` decoded and prepared, ``size`` at a time: one entry per
+    packet, or per file or archive that could not be read."""
     task = progress.add_task("scoring", total=len(files)) if progress else None
     chunk: Chunk = []
     for path in files:
-        for item in read_items([path]):
+        for item in read_items([path], decoder.limits.max_message_bytes):
             if item.failure is not None:
                 chunk.append((item.origin, PreparedMessage([], item.failure)))
             else:
@@ -62,6 +63,7 @@ def outcome_line(origin: str, outcome: Outcome) -> dict[str, Any]:
 @options.engine_options
 @options.schema_dir
 @options.schema_registry
+@options.limit_options
 @click.option(
     "--out",
     "out_path",
@@ -74,17 +76,19 @@ def score(
     engine: EngineSettings,
     schema_dir: Path | None,
     schema_registry: str | None,
+    limits: LimitSettings,
     out_path: Path,
 ) -> None:
     """Score alert packets (.avro files, folders, nightly .tar.gz archives).
 
     Writes one JSON line per alert, {"objectId", "candid", "scores": {model: p}, "file"},
     or, for anything that cannot be scored, {"error": reason, "detail", "file", and the
-    objectId/candid when known}. Exits 0 when every input was read, even with per-alert
-    errors; 1 on configuration or model problems.
+    objectId/candid when known}: one line per packet whatever it holds, one per file or
+    archive that cannot be read. Exits 0 when every input was gone through, even with
+    per-alert errors; 1 on configuration or model problems.
     """
     scorer = load_scorer(engine)
-    decoder = AlertDecoder(make_registry(schema_dir, schema_registry))
+    decoder = AlertDecoder(make_registry(schema_dir, schema_registry), limits)
     files = expand(paths)
     counts: collections.Counter[str] = collections.Counter()
     with ExitStack() as stack:

@@ -35,7 +35,9 @@ def _export_engine_metrics(settings: ServiceSettings, scorer: Scorer) -> None:
 def run_service(settings: ServiceSettings, exit_when_idle: float | None = None) -> None:
     log.info("configuration: %s", settings.redacted())
     scorer = load_scorer(settings.engine)
-    decoder = AlertDecoder(make_registry(settings.schema_dir, settings.schema_registry))
+    decoder = AlertDecoder(
+        make_registry(settings.schema_dir, settings.schema_registry), settings.limits
+    )
     _export_engine_metrics(settings, scorer)
     health = Health()
     service = ScoringService(settings, scorer, decoder, health)
