@@ -90,10 +90,26 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict]]:
     return request.param, render(K8S / "overlays" / request.param)
 
 
-def one(manifests: list[dict], kind: str) -> dict:
-    found = [m for m in manifests if m["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+# The Deployments of the stages (deploy/k8s/base, deploy/k8s/components/decide): each
+# stage's Service, PodDisruptionBudget... carry its Deployment's name.
+SCORER = "btsbot-stream"
+DECIDE = "btsbot-stream-decide"
+
+
+def one(manifests: list[dict], kind: str, name: str | None = None) -> dict:
+    """The manifest of that kind (and name, where a kind has one per stage)."""
+    found = [
+        m
+        for m in manifests
+        if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
+
+
+def deployments(manifests: list[dict]) -> dict[str, dict]:
+    """Every Deployment by name: the stages."""
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Deployment"}
 
 
 def service_config_toml(manifests: list[dict]) -> str:
@@ -103,14 +119,17 @@ def service_config_toml(manifests: list[dict]) -> str:
 
 
 def pod_settings(
-    manifests: list[dict], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    manifests: list[dict],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    deployment: str = SCORER,
 ) -> ServiceSettings:
-    """The settings the scorer pod runs with: the ConfigMap's TOML plus the container's
+    """The settings a stage's pod runs with: the ConfigMap's TOML plus the container's
     environment (secrets as "from-the-secret", the CPU request for resourceFieldRef),
     loaded by the service's own settings model. No setting may have both sources."""
     from btsbot_stream import config as service_config
 
-    c = container(one(manifests, "Deployment"))
+    c = container(one(manifests, "Deployment", deployment))
     text = service_config_toml(manifests)
     file_keys = {
         f"BTSBOT_{section.upper()}__{key.upper()}"

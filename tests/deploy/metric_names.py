@@ -36,8 +36,10 @@ RULES = REPO / "deploy" / "prometheus" / "rules.yaml"
 # Series Prometheus itself attaches to every target; no service exports them.
 SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 # Labels a scrape adds to every series (compose: job, instance; the Prometheus Operator
-# also adds namespace, pod, container...).
-TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "container", "endpoint"})
+# also adds namespace, pod, container...; both scrape configs add component, the stage).
+TARGET_LABELS = frozenset(
+    {"job", "instance", "component", "namespace", "pod", "container", "endpoint"}
+)
 
 _SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count")
 # Grafana variables: $__rate_interval, ${var}, ${var:regex}, [[var]], $var.

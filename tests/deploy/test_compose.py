@@ -22,6 +22,7 @@ import yaml
 from tests.deploy.conftest import REPO, missing_tool, require_tool, tool
 
 from btsbot_stream import config as service_config
+from btsbot_stream.stream.decide.readback import changelog_topic
 from btsbot_stream.stream.service import FLUSH_TIMEOUT_S
 
 DOCKER = REPO / "docker"
@@ -120,6 +121,12 @@ def test_compose_loads_as_docker_compose_loads_it(files_: tuple[Path, ...]) -> N
     for service in project["services"].values():
         for port in service.get("ports", []):
             assert port["host_ip"] == "127.0.0.1", port
+    # every image of the project's own is built by the service that runs it: none is
+    # pulled (there is no btsbot-stream image in any registry)
+    for name, service in project["services"].items():
+        if service["image"].startswith("btsbot-stream"):
+            assert "build" in service, name
+    assert project["services"]["decide"]["build"] == project["services"]["replay"]["build"]
     refused = _compose_check(files_, {})
     assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
 
@@ -158,9 +165,15 @@ def test_variables_move_the_mounts() -> None:
 
 
 def _created_topics(compose: dict[str, Any]) -> dict[str, str]:
-    """topic -> the rest of its kafka-topics.sh line, from topic-init's script."""
-    script = compose["services"]["topic-init"]["command"][0]
+    """topic -> the rest of its kafka-topics.sh command, from topic-init's script."""
+    script = compose["services"]["topic-init"]["command"][0].replace("\\\n", " ")
     return {m[1]: m[2] for m in re.finditer(r"--topic (\S+)(.*)", script)}
+
+
+def _partitions(arguments: str) -> str:
+    match = re.search(r"--partitions (\S+)", arguments)
+    assert match, arguments
+    return match[1]
 
 
 def test_topics_configuration_and_replay_agree() -> None:
@@ -170,6 +183,13 @@ def test_topics_configuration_and_replay_agree() -> None:
     for key in ("output_topic", "dead_letter_topic", "compact_topic"):
         assert settings[key] in topics, f"topic-init does not create kafka.{key}"
     assert "cleanup.policy=compact" in topics[settings["compact_topic"]]
+    # the decision stage's: its events, and its state's changelog (compacted, with the
+    # scored topic's partition count, which Quix Streams requires)
+    decide = service_config.load(DOCKER / "config.toml")
+    assert decide.decide.candidates_topic in topics
+    changelog = changelog_topic(decide)
+    assert "cleanup.policy=compact" in topics[changelog]
+    assert _partitions(topics[changelog]) == _partitions(topics[settings["output_topic"]])
     replay = compose["services"]["replay"]["command"]
     replay_topic = replay[replay.index("--topic") + 1]
     assert replay_topic in topics
@@ -199,6 +219,30 @@ def test_service_container() -> None:
     grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
     assert grace, service["stop_grace_period"]
     assert int(grace[1]) > FLUSH_TIMEOUT_S, "SIGKILL could land while the producer still flushes"
+
+
+def test_decide_container() -> None:
+    """The decision stage: the scorer's settings file and CPU image, a writable state
+    folder on the read-only container, its metrics on loopback, scraped by Prometheus."""
+    compose = load(COMPOSE_FILES[0])
+    service, btsbot = compose["services"]["decide"], compose["services"]["btsbot"]
+    assert service["command"] == ["decide", "--config", "/etc/btsbot/config.toml"]
+    assert "./config.toml:/etc/btsbot/config.toml:ro" in service["volumes"]
+    assert service["build"] == btsbot["build"] and service["image"] == btsbot["image"]
+    assert "decide" not in load(COMPOSE_FILES[1])["services"], "the GPU image is the scorer's"
+    assert service["read_only"] is True
+    state_dir = Path(service["environment"]["BTSBOT_DECIDE__STATE_DIR"])
+    assert any(state_dir.is_relative_to(tmpfs) for tmpfs in service["tmpfs"])
+    assert service["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
+    settings = service_config.load(DOCKER / "config.toml")
+    ports = [_published(p) for p in service["ports"]]
+    assert ports == [("127.0.0.1", "9109")]
+    assert service["ports"][0].endswith(f":{settings.observability.metrics_port}")
+    assert "/readyz" in " ".join(service["healthcheck"]["test"])
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [c for c in scrape["scrape_configs"] if c["job_name"] == "btsbot-stream"]
+    found = {(n, sd["port"]) for sd in job["dns_sd_configs"] for n in sd["names"]}
+    assert {("btsbot", settings.observability.metrics_port), ("decide", 9108)} <= found
 
 
 def test_kafka_image_matches_the_local_broker_version() -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import promql_parser
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
-from tests.deploy.conftest import REPO, require_tool
+from tests.deploy.conftest import K8S, REPO, container, render, require_tool
 from tests.deploy.metric_names import (
     DASHBOARD,
     RULES,
@@ -231,74 +232,204 @@ def test_rules_select_the_scrape_job() -> None:
     assert pod_labels[podmonitor["spec"]["jobLabel"]] == JOB
 
 
+_POD_LABEL = "__meta_kubernetes_pod_label_"
+
+
+def _relabel(configs: list[dict], labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus' `replace` relabeling (the default action): the source labels' values
+    joined by ";" must match the anchored regex (default "(.*)")."""
+    out = dict(labels)
+    for config in configs:
+        assert config.get("action", "replace") == "replace", config
+        value = ";".join(out.get(name, "") for name in config["source_labels"])
+        match = re.fullmatch(config.get("regex", "(.*)"), value)
+        if match:
+            replacement = re.sub(r"\$\{?(\d+)\}?", r"\\\1", config.get("replacement", "$1"))
+            out[config["target_label"]] = match.expand(replacement)
+    return out
+
+
+def test_both_scrape_configs_label_each_stage_alike() -> None:
+    """The target label `component` (scorer, decide) that BtsbotStreamAbsent selects the
+    scorer by: compose's relabeling of each DNS name gives the component that the
+    Kubernetes Deployment running the same command has on its pods, which the
+    PodMonitor copies into `component`."""
+    k8s = {
+        container(d)["args"][0]: d["spec"]["template"]["metadata"]["labels"]
+        for d in render(K8S / "overlays" / "cpu")
+        if d["kind"] == "Deployment"
+    }
+    assert set(k8s) == {"run", "decide"}
+    compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())["services"]
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    scrape = next(c for c in config["scrape_configs"] if c["job_name"] == JOB)
+    names = [name for sd in scrape["dns_sd_configs"] for name in sd["names"]]
+    for name in names:
+        command = compose[name]["command"][0]
+        component = _relabel(scrape["relabel_configs"], {"__meta_dns_name": name})["component"]
+        assert component == k8s[command]["app.kubernetes.io/component"], name
+    assert sorted(compose[name]["command"][0] for name in names) == sorted(k8s)
+    podmonitor = yaml.safe_load((REPO / "deploy/k8s/base/podmonitor.yaml").read_text())
+    (endpoint,) = podmonitor["spec"]["podMetricsEndpoints"]
+    relabelings = [
+        {"source_labels": r["sourceLabels"], "target_label": r["targetLabel"]}
+        for r in endpoint["relabelings"]
+    ]
+    for labels in k8s.values():
+        # Prometheus' meta label of a pod label: characters outside [a-zA-Z0-9_] become _
+        meta = {_POD_LABEL + re.sub(r"\W", "_", k): v for k, v in labels.items()}
+        assert _relabel(relabelings, meta)["component"] == labels["app.kubernetes.io/component"]
+    other = _relabel(scrape["relabel_configs"], {"__meta_dns_name": "other"})
+    assert "component" not in other  # the relabeling check can fail
+    absent = next(e for e in rule_expressions() if e.where.endswith("/BtsbotStreamAbsent"))
+    assert 'component="scorer"' in absent.promql
+    assert k8s["run"]["app.kubernetes.io/component"] == "scorer"
+
+
 # --- the rules' behaviour, by promtool's rule unit tests --------------------------------
 
-_SERIES = {
-    # instance a: asked for a GPU, runs on the CPU, does not answer scrapes
-    'btsbot_execution_provider{provider="cpu", model="m", instance="a"}': "1x40",
-    'btsbot_gpu_requested{instance="a"}': "1x40",
-    'up{instance="a"}': "0x40",
-    # instance b: on its GPU; consumes, publishes nothing, dead-letters everything
-    'btsbot_execution_provider{provider="cuda", model="m", instance="b"}': "1x40",
-    'btsbot_gpu_requested{instance="b"}': "1x40",
-    'up{instance="b"}': "1x40",
-    'btsbot_alerts_consumed_total{instance="b"}': "0+100x40",
-    'btsbot_alerts_published_total{instance="b"}': "0x40",
-    'btsbot_dead_letters_total{instance="b", reason="cutout_jpeg"}': "0+100x40",
-    # lag grows on one topic and shrinks on another
-    'btsbot_consumer_lag{instance="b", topic="night1", partition="0"}': "20000+1000x40",
-    'btsbot_consumer_lag{instance="b", topic="night2", partition="0"}': "90000-1000x40",
-}
-_EXPECTED = {  # alert -> label sets that must fire at 35m (and nothing else)
-    "BtsbotGpuRequestedButCpu": [{"instance": "a", "model": "m", "provider": "cpu"}],
-    "BtsbotStreamDown": [{"instance": "a"}],
-    "BtsbotStreamAbsent": [],
-    "BtsbotNoOutputWhileInputFlows": [{}],
-    "BtsbotDeadLetterRateHigh": [{}],
-    "BtsbotConsumerLagGrowing": [{"topic": "night1"}],
-    "BtsbotConsumerStalled": [],
-    "BtsbotAlertLatencyHigh": [],
-}
+
+@dataclass(frozen=True)
+class Scenario:
+    """Input series (job="btsbot-stream" is added to each) and, at each evaluation time,
+    the label sets each alert must fire with (besides job and severity). An alert not
+    named at an evaluation time must not fire then."""
+
+    name: str
+    series: dict[str, str]
+    fires: dict[str, dict[str, list[dict[str, str]]]]
+
+
+SCENARIOS = (
+    Scenario(
+        "the scorer in trouble, the decision stage healthy",
+        {
+            # instance a: asked for a GPU, runs on the CPU, does not answer scrapes
+            'btsbot_execution_provider{provider="cpu", model="m", instance="a"}': "1x40",
+            'btsbot_gpu_requested{instance="a"}': "1x40",
+            'up{instance="a", component="scorer"}': "0x40",
+            # instance b: on its GPU; consumes, publishes nothing, dead-letters everything
+            'btsbot_execution_provider{provider="cuda", model="m", instance="b"}': "1x40",
+            'btsbot_gpu_requested{instance="b"}': "1x40",
+            'up{instance="b", component="scorer"}': "1x40",
+            'btsbot_alerts_consumed_total{instance="b"}': "0+100x40",
+            'btsbot_alerts_published_total{instance="b"}': "0x40",
+            'btsbot_dead_letters_total{instance="b", reason="cutout_jpeg"}': "0+100x40",
+            # lag grows on one topic and shrinks on another
+            'btsbot_consumer_lag{instance="b", topic="night1", partition="0"}': "20000+1000x40",
+            'btsbot_consumer_lag{instance="b", topic="night2", partition="0"}': "90000-1000x40",
+            # instance d: the decision stage, up, with nothing to take
+            'up{instance="d", component="decide"}': "1x40",
+            'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "0x40",
+            'btsbot_decide_unreadable_total{instance="d", reason="not_scored"}': "0x40",
+        },
+        {
+            "35m": {
+                "BtsbotGpuRequestedButCpu": [{"instance": "a", "model": "m", "provider": "cpu"}],
+                "BtsbotStreamDown": [{"instance": "a", "component": "scorer"}],
+                "BtsbotNoOutputWhileInputFlows": [{}],
+                "BtsbotDeadLetterRateHigh": [{}],
+                "BtsbotConsumerLagGrowing": [{"topic": "night1"}],
+            }
+        },
+    ),
+    Scenario(
+        "the decision stage stops taking alerts and skips unreadable ones",
+        {
+            'up{instance="s", component="scorer"}': "1x60",
+            'btsbot_alerts_consumed_total{instance="s"}': "0+100x60",
+            'btsbot_alerts_published_total{instance="s"}': "0+100x60",
+            'up{instance="d", component="decide"}': "1x60",
+            # takes alerts for 10 minutes, then none
+            'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "0+100x10 1000x50",
+            'btsbot_decide_unreadable_total{instance="d", reason="not_scored"}': "0+2x60",
+            'btsbot_decide_unreadable_total{instance="d", reason="key_mismatch"}': "0x60",
+        },
+        {
+            # still taking alerts; unreadable messages for less than the rule's 15 minutes
+            "10m": {},
+            "45m": {
+                "BtsbotDecideStalled": [{}],
+                "BtsbotDecideUnreadable": [{"reason": "not_scored"}],
+            },
+        },
+    ),
+    Scenario(
+        "only the decision stage is scraped: the scorer is gone",
+        {'up{instance="d", component="decide"}': "1x30"},
+        {"5m": {}, "15m": {"BtsbotStreamAbsent": [{"component": "scorer"}]}},
+    ),
+    Scenario(
+        "alerts wait, the scorer consumes none",
+        {
+            'up{instance="c", component="scorer"}': "1x40",
+            'btsbot_alerts_consumed_total{instance="c"}': "5000x40",
+            'btsbot_consumer_lag{instance="c", topic="night1", partition="0"}': "50000x40",
+        },
+        {"5m": {}, "35m": {"BtsbotConsumerStalled": [{}]}},
+    ),
+    Scenario(
+        "the scorer keeps up, but 99% of its alerts take 60-300 s",
+        {
+            'up{instance="s", component="scorer"}': "1x40",
+            'btsbot_alerts_consumed_total{instance="s"}': "0+100x40",
+            'btsbot_alerts_published_total{instance="s"}': "0+100x40",
+            'btsbot_alert_latency_seconds_bucket{instance="s", le="60"}': "0+1x40",
+            'btsbot_alert_latency_seconds_bucket{instance="s", le="300"}': "0+100x40",
+            'btsbot_alert_latency_seconds_bucket{instance="s", le="+Inf"}': "0+100x40",
+            'up{instance="d", component="decide"}': "1x40",
+            'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "0+100x40",
+        },
+        {"10m": {}, "35m": {"BtsbotAlertLatencyHigh": [{}]}},
+    ),
+)
+
+
+def test_every_rule_fires_in_a_scenario_and_stays_quiet_in_another() -> None:
+    fired = {a for s in SCENARIOS for at in s.fires.values() for a, sets in at.items() if sets}
+    quiet = {a for s in SCENARIOS for at in s.fires.values() for a in _rules() if not at.get(a)}
+    assert fired == set(_rules()), "add the new alert to a scenario in which it fires"
+    assert quiet == set(_rules())
 
 
 def test_rules_fire_when_they_should(tmp_path: Path) -> None:
-    """promtool's rule unit tests on a scenario; annotations are left out of the copy of
-    the rules it runs, so their wording can change freely. `make tools` builds promtool
-    from the Go module proxy (cached; see the Makefile)."""
+    """promtool's rule unit tests on each scenario, every rule at every evaluation time;
+    annotations are left out of the copy of the rules it runs, so their wording can
+    change freely. `make tools` builds promtool from the Go module proxy (cached; see the
+    Makefile)."""
     promtool = require_tool("promtool")
     rules = yaml.safe_load(RULES.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
             rule.pop("annotations", None)
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
-    assert set(_EXPECTED) == set(_rules()), "add the new alert to the scenario"
     job = {"job": JOB}
     severity = {name: rule["labels"]["severity"] for name, rule in _rules().items()}
-    scenario = {
-        "rule_files": ["rules.yaml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": s.replace("{", '{job="btsbot-stream", '), "values": v}
-                    for s, v in _SERIES.items()
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "35m",
-                        "alertname": alert,
-                        "exp_alerts": [
-                            {"exp_labels": {**job, **labels, "severity": severity[alert]}}
-                            for labels in expected
-                        ],
-                    }
-                    for alert, expected in _EXPECTED.items()
-                ],
-            }
-        ],
-    }
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(scenario))
+    tests = [
+        {
+            "name": scenario.name,
+            "interval": "1m",
+            "input_series": [
+                {"series": s.replace("{", f'{{job="{JOB}", ', 1), "values": v}
+                for s, v in scenario.series.items()
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": at,
+                    "alertname": alert,
+                    "exp_alerts": [
+                        {"exp_labels": {**job, **labels, "severity": severity[alert]}}
+                        for labels in firing.get(alert, [])
+                    ],
+                }
+                for at, firing in scenario.fires.items()
+                for alert in sorted(severity)
+            ],
+        }
+        for scenario in SCENARIOS
+    ]
+    scenario_file = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(scenario_file))
     result = subprocess.run(
         [promtool, "test", "rules", "test.yaml"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,

@@ -17,9 +17,12 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 from tests.deploy.conftest import (
+    DECIDE,
     K8S,
     REPO,
+    SCORER,
     container,
+    deployments,
     one,
     pod_settings,
     service_config_toml,
@@ -128,26 +131,26 @@ def _dockerfile_uid(name: str) -> int:
 
 def test_pod_security(overlay: tuple[str, list[dict]]) -> None:
     _, manifests = overlay
-    deployment = one(manifests, "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    c = container(deployment)
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == _dockerfile_uid("Dockerfile")
-    assert pod["securityContext"]["runAsUser"] == _dockerfile_uid("Dockerfile.cuda")
-    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    assert pod["automountServiceAccountToken"] is False
-    assert c["securityContext"]["readOnlyRootFilesystem"] is True
-    assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    # a read-only root needs a writable /tmp
-    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "emptyDir" in volumes[mounts["/tmp"]]
+    for deployment in deployments(manifests).values():
+        pod = deployment["spec"]["template"]["spec"]
+        c = container(deployment)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == _dockerfile_uid("Dockerfile")
+        assert pod["securityContext"]["runAsUser"] == _dockerfile_uid("Dockerfile.cuda")
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        # a read-only root needs a writable /tmp
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
 def test_probes_ports_and_drain(overlay: tuple[str, list[dict]]) -> None:
     _, manifests = overlay
-    deployment = one(manifests, "Deployment")
+    deployment = one(manifests, "Deployment", SCORER)
     c = container(deployment)
     settings = tomllib.loads(service_config_toml(manifests))
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -162,27 +165,56 @@ def test_probes_ports_and_drain(overlay: tuple[str, list[dict]]) -> None:
     assert config_mount["readOnly"] is True
 
 
-def test_selectors_match_the_pods(overlay: tuple[str, list[dict]]) -> None:
+def test_each_selector_picks_exactly_its_pods(overlay: tuple[str, list[dict]]) -> None:
+    """A stage's Deployment, Service, PodDisruptionBudget and spread constraint select its
+    own pods and no other stage's (a scorer selector that also matched the decision
+    stage's pods would fight over them, send it traffic, count it in the scorer's
+    drains); the PodMonitor and the NetworkPolicy select every stage's pods; nothing
+    selects the topics Job's pod."""
     _, manifests = overlay
-    deployment = one(manifests, "Deployment")
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    port_names = {p["name"] for p in container(deployment)["ports"]}
+    stages = deployments(manifests)
+    assert set(stages) == {SCORER, DECIDE}
+    pods = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in stages.items()}
+    pods |= {
+        f"job/{m['metadata']['name']}": m["spec"]["template"]["metadata"]["labels"]
+        for m in manifests
+        if m["kind"] == "Job"
+    }
+    components = {pods[name].get("app.kubernetes.io/component") for name in stages}
+    assert None not in components and len(components) == len(stages), "a component per stage"
 
-    def selects(selector: dict[str, str]) -> bool:
-        return selector.items() <= labels.items()
+    def selected(selector: dict[str, str]) -> set[str]:
+        assert selector, "an empty selector selects everything"
+        return {name for name, labels in pods.items() if selector.items() <= labels.items()}
 
-    assert selects(deployment["spec"]["selector"]["matchLabels"])
-    assert selects(one(manifests, "Service")["spec"]["selector"])
-    assert selects(one(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"])
+    for name, deployment in stages.items():
+        spec = deployment["spec"]
+        assert selected(spec["selector"]["matchLabels"]) == {name}
+        for spread in spec["template"]["spec"].get("topologySpreadConstraints", []):
+            assert selected(spread["labelSelector"]["matchLabels"]) == {name}
+    for service in (m for m in manifests if m["kind"] == "Service"):
+        name = service["metadata"]["name"]
+        assert selected(service["spec"]["selector"]) == {name}
+        ports = {p["name"] for p in container(stages[name])["ports"]}
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+    budgets = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "PodDisruptionBudget"}
+    assert set(budgets) == set(stages)
+    for name, budget in budgets.items():
+        assert selected(budget["spec"]["selector"]["matchLabels"]) == {name}
     podmonitor = one(manifests, "PodMonitor")["spec"]
-    assert selects(podmonitor["selector"]["matchLabels"])
-    assert {e["port"] for e in podmonitor["podMetricsEndpoints"]} <= port_names
-    assert one(manifests, "Service")["spec"]["ports"][0]["targetPort"] in port_names
+    assert selected(podmonitor["selector"]["matchLabels"]) == set(stages)
+    for deployment in stages.values():
+        port_names = {p["name"] for p in container(deployment)["ports"]}
+        assert {e["port"] for e in podmonitor["podMetricsEndpoints"]} <= port_names
+    policy = one(manifests, "NetworkPolicy")["spec"]
+    assert selected(policy["podSelector"]["matchLabels"]) == set(stages)
 
 
 def test_autoscaling_follows_the_consumer_group(overlay: tuple[str, list[dict]]) -> None:
+    """KEDA scales the scorer on its group's lag, and nothing else: the decision stage,
+    stateful, keeps its fixed count (docs/operator-guide.md, Decision stage)."""
     name, manifests = overlay
-    deployment = one(manifests, "Deployment")
+    deployment = one(manifests, "Deployment", SCORER)
     env = _env(container(deployment))
     spec = one(manifests, "ScaledObject")["spec"]
     assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
@@ -201,16 +233,22 @@ def test_autoscaling_follows_the_consumer_group(overlay: tuple[str, list[dict]])
     assert metadata["offsetResetPolicy"] == settings["kafka"]["auto_offset_reset"]
     if name == "gpu":
         assert spec["maxReplicaCount"] <= 2 and metadata["lagThreshold"] == "10000"
+    targets = {
+        m["spec"]["scaleTargetRef"]["name"] for m in manifests if m["kind"] == "ScaledObject"
+    }
+    assert targets == {SCORER}
+    assert one(manifests, "Deployment", DECIDE)["spec"]["replicas"] >= 1
     text = (K8S / "base" / "scaledobject.yaml").read_text()
     assert "consumer group" in text and "maxReplicaCount <= the partitions" in text
 
 
 def test_sasl_credentials_come_from_a_secret(overlay: tuple[str, list[dict]]) -> None:
     _, manifests = overlay
-    env = _env(container(one(manifests, "Deployment")))
-    for prop, key in (("sasl.username", "username"), ("sasl.password", "password")):
-        ref = env[f"BTSBOT_KAFKA__PROPERTIES__{prop}"]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == "btsbot-stream-kafka" and ref["key"] == key
+    for deployment in deployments(manifests).values():
+        env = _env(container(deployment))
+        for prop, key in (("sasl.username", "username"), ("sasl.password", "password")):
+            ref = env[f"BTSBOT_KAFKA__PROPERTIES__{prop}"]["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == "btsbot-stream-kafka" and ref["key"] == key
     auth = one(manifests, "TriggerAuthentication")["spec"]["secretTargetRef"]
     assert {(r["parameter"], r["name"], r["key"]) for r in auth} == {
         ("username", "btsbot-stream-kafka", "username"),
@@ -220,9 +258,11 @@ def test_sasl_credentials_come_from_a_secret(overlay: tuple[str, list[dict]]) ->
 
 def test_gpu_overlay_requests_a_gpu_and_refuses_the_cpu(overlay: tuple[str, list[dict]]) -> None:
     name, manifests = overlay
-    c = container(one(manifests, "Deployment"))
+    c = container(one(manifests, "Deployment", SCORER))
     env = _env(c)
     resources = c["resources"]
+    decide = container(one(manifests, "Deployment", DECIDE))
+    assert "nvidia.com/gpu" not in json.dumps(decide["resources"]), "it runs no model"
     if name == "gpu":
         assert resources["requests"]["nvidia.com/gpu"] == 1
         assert resources["limits"]["nvidia.com/gpu"] == 1
@@ -240,7 +280,7 @@ def test_pods_run_a_valid_configuration(
     """The ConfigMap's TOML plus the container's environment, as the pod will see them,
     load through the service's own settings model; no setting has two sources."""
     name, manifests = overlay
-    c = container(one(manifests, "Deployment"))
+    c = container(one(manifests, "Deployment", SCORER))
     text = service_config_toml(manifests)
     settings = pod_settings(manifests, monkeypatch, tmp_path)
     assert settings.engine.device == ("cuda" if name == "gpu" else "cpu")

@@ -17,15 +17,20 @@ from types import ModuleType
 import pytest
 import yaml
 from tests.deploy.conftest import (
+    DECIDE,
     K8S,
     REPO,
+    SCORER,
     container,
+    deployments,
     one,
     pod_settings,
     render,
     service_config_toml,
 )
 from tests.deploy.test_k8s import validation_errors
+
+from btsbot_stream.stream.decide.readback import changelog_topic
 
 COMPONENTS = K8S / "components"
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -70,8 +75,14 @@ def _everything(tmp_path: Path, *components: str) -> list[dict]:
     return render(tmp_path)
 
 
+def _overlay_components(overlay: str) -> list[str]:
+    text = (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+    return [Path(c).name for c in yaml.safe_load(text).get("components", [])]
+
+
 def test_every_component_renders_and_validates(tmp_path: Path) -> None:
-    used = {"monitoring", "topics", "network-policy"}  # already in the overlay
+    used = set(_overlay_components("cpu"))  # already in the overlay
+    assert {"monitoring", "topics", "network-policy", "decide"} <= used
     extra = sorted(p.name for p in COMPONENTS.iterdir() if p.is_dir())
     manifests = _everything(tmp_path, *(c for c in extra if c not in used))
     for manifest in manifests:
@@ -82,25 +93,46 @@ def test_every_component_renders_and_validates(tmp_path: Path) -> None:
 
 
 def _job_topics(job: dict) -> dict[str, str]:
-    """topic -> the rest of its create line, from the Job's script."""
-    script = container(job, "create-topics")["args"][0]
+    """topic -> the rest of its create command, from the Job's script."""
+    script = container(job, "create-topics")["args"][0].replace("\\\n", " ")
     return {m[1]: m[2] for m in re.finditer(r"--topic (\S+)(.*)", script)}
 
 
-def test_topics_are_the_ones_the_service_writes(
-    overlay: tuple[str, list[dict]], tmp_path: Path
+def _partitions(arguments: str) -> str:
+    match = re.search(r"--partitions (\S+)", arguments)
+    assert match, arguments
+    return match[1]
+
+
+def test_topics_are_the_ones_the_stages_write(
+    overlay: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """The topics Job and the Strimzi topics create what the scorer and the decision
+    stage write, as the pods' own settings name them: the decision stage's changelog
+    compacted, with the scored topic's partition count (Quix Streams refuses another)."""
     _, manifests = overlay
     kafka = tomllib.loads(service_config_toml(manifests))["kafka"]
-    wanted = {kafka["output_topic"], kafka["dead_letter_topic"]}
+    decide = pod_settings(manifests, monkeypatch, tmp_path, DECIDE)
+    changelog = changelog_topic(decide)
+    assert decide.kafka.output_topic == kafka["output_topic"]
+    wanted = {
+        kafka["output_topic"],
+        kafka["dead_letter_topic"],
+        decide.decide.candidates_topic,
+        changelog,
+    }
     job = one(manifests, "Job")
     topics = _job_topics(job)
     assert wanted <= set(topics)
     assert "cleanup.policy=compact" in topics["ztf_btsbot_scores_compact"]
+    assert "cleanup.policy=compact" in topics[changelog]
+    assert _partitions(topics[changelog]) == _partitions(topics[kafka["output_topic"]])
     strimzi = [m for m in _everything(tmp_path, "strimzi-topics") if m["kind"] == "KafkaTopic"]
     by_name = {t["spec"]["topicName"]: t["spec"] for t in strimzi}
     assert set(by_name) == set(topics)
     assert by_name["ztf_btsbot_scores_compact"]["config"] == {"cleanup.policy": "compact"}
+    assert by_name[changelog]["config"] == {"cleanup.policy": "compact"}
+    assert by_name[changelog]["partitions"] == by_name[kafka["output_topic"]]["partitions"]
     for topic in strimzi:
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", topic["metadata"]["name"])
         assert "strimzi.io/cluster" in topic["metadata"]["labels"]
@@ -110,8 +142,9 @@ def test_topic_job_reaches_the_same_kafka(overlay: tuple[str, list[dict]]) -> No
     _, manifests = overlay
     job = one(manifests, "Job")
     env = {e["name"]: e.get("value") for e in container(job, "create-topics")["env"]}
-    scorer = {e["name"]: e.get("value") for e in container(one(manifests, "Deployment"))["env"]}
-    assert env["BOOTSTRAP_SERVERS"] == scorer["BTSBOT_KAFKA__BOOTSTRAP_SERVERS"]
+    for deployment in deployments(manifests).values():
+        stage = {e["name"]: e.get("value") for e in container(deployment)["env"]}
+        assert env["BOOTSTRAP_SERVERS"] == stage["BTSBOT_KAFKA__BOOTSTRAP_SERVERS"]
     import xml.etree.ElementTree as ET
 
     pom = ET.parse(REPO / "deploy" / "kafka" / "pom.xml").getroot()
@@ -122,38 +155,29 @@ def test_topic_job_reaches_the_same_kafka(overlay: tuple[str, list[dict]]) -> No
     shlex.split(script.replace("$", ""))  # balanced quotes
 
 
-def test_no_scorer_selector_picks_the_job_pod(overlay: tuple[str, list[dict]]) -> None:
-    _, manifests = overlay
-    labels = one(manifests, "Job")["spec"]["template"]["metadata"]["labels"]
-    selectors = [
-        one(manifests, "Service")["spec"]["selector"],
-        one(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
-        one(manifests, "PodMonitor")["spec"]["selector"]["matchLabels"],
-        one(manifests, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
-        one(manifests, "Deployment")["spec"]["selector"]["matchLabels"],
-    ]
-    for selector in selectors:
-        assert not selector.items() <= labels.items(), selector
-
-
 def test_network_policy_lets_through_what_the_pods_need(overlay: tuple[str, list[dict]]):
+    """Every stage's pods (the scorer, the decision stage): Kafka and DNS out, Prometheus in
+    on their metrics port."""
     _, manifests = overlay
     policy = one(manifests, "NetworkPolicy")["spec"]
-    deployment = one(manifests, "Deployment")
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
     (ingress,) = policy["ingress"]
     assert [p["port"] for p in ingress["ports"]] == ["metrics"]
-    env = {e["name"]: e.get("value") for e in container(deployment)["env"]}
-    host, _, port = env["BTSBOT_KAFKA__BOOTSTRAP_SERVERS"].rpartition(":")
-    kafka_namespace = host.split(".")[1]  # <service>.<namespace>.svc
     egress = {
         rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: rule
         for rule in policy["egress"]
     }
-    kafka_port = egress[kafka_namespace]["ports"][0]
-    assert kafka_port["port"] <= int(port) <= kafka_port.get("endPort", kafka_port["port"])
+    stages = deployments(manifests)
+    assert set(stages) == {SCORER, DECIDE}
+    for deployment in stages.values():
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        assert "metrics" in {p["name"] for p in container(deployment)["ports"]}
+        env = {e["name"]: e.get("value") for e in container(deployment)["env"]}
+        host, _, port = env["BTSBOT_KAFKA__BOOTSTRAP_SERVERS"].rpartition(":")
+        kafka_namespace = host.split(".")[1]  # <service>.<namespace>.svc
+        kafka_port = egress[kafka_namespace]["ports"][0]
+        assert kafka_port["port"] <= int(port) <= kafka_port.get("endPort", kafka_port["port"])
     assert {(p["port"], p["protocol"]) for p in egress["kube-system"]["ports"]} == {
         (53, "UDP"),
         (53, "TCP"),
@@ -163,22 +187,23 @@ def test_network_policy_lets_through_what_the_pods_need(overlay: tuple[str, list
 def test_sasl_ssl_and_private_ca_reach_the_service_and_keda(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """In every stage's pods (the components patch each Deployment of the name label)."""
     manifests = _everything(tmp_path, "kafka-sasl-ssl", "kafka-private-ca")
-    settings = pod_settings(manifests, monkeypatch, tmp_path)
-    properties = settings.kafka.client_properties()
-    assert properties["security.protocol"] == "SASL_SSL"
-    assert properties["sasl.mechanism"] == "SCRAM-SHA-512"
-    c = container(one(manifests, "Deployment"))
-    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-    ca_dir = str(Path(properties["ssl.ca.location"]).parent)
-    assert mounts[ca_dir]["readOnly"] is True
-    volumes = {
-        v["name"]: v for v in one(manifests, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    }
-    ca_secret = volumes[mounts[ca_dir]["name"]]["secret"]
-    assert ca_secret["items"] == [
-        {"key": "ca.crt", "path": Path(properties["ssl.ca.location"]).name}
-    ]
+    stages = deployments(manifests)
+    assert set(stages) == {SCORER, DECIDE}
+    for name, deployment in stages.items():
+        settings = pod_settings(manifests, monkeypatch, tmp_path, name)
+        properties = settings.kafka.client_properties()
+        assert properties["security.protocol"] == "SASL_SSL", name
+        assert properties["sasl.mechanism"] == "SCRAM-SHA-512"
+        mounts = {m["mountPath"]: m for m in container(deployment)["volumeMounts"]}
+        ca_dir = str(Path(properties["ssl.ca.location"]).parent)
+        assert mounts[ca_dir]["readOnly"] is True
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        ca_secret = volumes[mounts[ca_dir]["name"]]["secret"]
+        assert ca_secret["items"] == [
+            {"key": "ca.crt", "path": Path(properties["ssl.ca.location"]).name}
+        ]
     (trigger,) = one(manifests, "ScaledObject")["spec"]["triggers"]
     auth = one(manifests, "TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]

@@ -1,65 +1,61 @@
-"""deploy/k8s/components/decide: the decision stage's Deployment, rendered inside each
-overlay as an overlay will include it (``components: [../../components/decide]``),
-validates, shares the scorer's ConfigMap and Secret, and runs a valid configuration."""
+"""deploy/k8s/components/decide: every overlay runs the decision stage beside the scorer,
+with the scorer's ConfigMap, Secret, image and Kafka, a fixed replica count (no KEDA),
+a writable state folder, and a valid configuration."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
-from tests.deploy.conftest import K8S, OVERLAYS, render
-from tests.deploy.test_k8s import validation_errors
+import yaml
+from tests.deploy.conftest import (
+    DECIDE,
+    K8S,
+    OVERLAYS,
+    SCORER,
+    container,
+    one,
+    pod_settings,
+)
 
-from btsbot_stream import config as service_config
-
-COMPONENT = K8S / "components" / "decide"
-
-
-@pytest.fixture(scope="module", params=OVERLAYS)
-def with_decide(request: pytest.FixtureRequest, tmp_path_factory) -> list[dict]:
-    """The overlay's manifests with the decide component added to it."""
-    folder = tmp_path_factory.mktemp(f"overlay-{request.param}")
-    for path in (K8S / "overlays" / request.param).iterdir():
-        shutil.copy(path, folder)
-    kustomization = folder / "kustomization.yaml"
-    base = os.path.relpath(K8S / "base", folder)
-    component = os.path.relpath(COMPONENT, folder)
-    text = kustomization.read_text().replace("  - ../../base", f"  - {base}")
-    kustomization.write_text(text + f"components:\n  - {component}\n")
-    return render(folder)
+# Components whose patches reach every stage only when listed after the stages'.
+CROSS_CUTTING = ("kafka-sasl-ssl", "kafka-private-ca")
 
 
-def _decide(manifests: list[dict]) -> dict:
-    (found,) = [m for m in manifests if m["metadata"]["name"] == "btsbot-stream-decide"]
-    return found
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_every_overlay_runs_the_decision_stage(name: str) -> None:
+    text = (K8S / "overlays" / name / "kustomization.yaml").read_text()
+    components = [Path(c).name for c in yaml.safe_load(text)["components"]]
+    assert "decide" in components
+    for later in CROSS_CUTTING:
+        if later in components:
+            assert components.index(later) > components.index("decide"), later
 
 
-def test_the_decide_deployment_validates(with_decide: list[dict]) -> None:
-    assert validation_errors(_decide(with_decide)) == []
+def _config_map_name(scorer: dict) -> str:
+    volumes = {v["name"]: v for v in scorer["spec"]["template"]["spec"]["volumes"]}
+    return volumes["config"]["configMap"]["name"]
 
 
-def test_it_shares_the_scorers_settings_and_is_scraped(with_decide: list[dict]) -> None:
-    deployment = _decide(with_decide)
+def test_it_shares_the_scorers_settings_and_is_scraped(overlay: tuple[str, list[dict]]) -> None:
+    _, manifests = overlay
+    deployment = one(manifests, "Deployment", DECIDE)
+    scorer = one(manifests, "Deployment", SCORER)
     pod = deployment["spec"]["template"]
-    (c,) = pod["spec"]["containers"]
+    c = container(deployment)
     assert c["args"] == ["decide", "--config", "/etc/btsbot/config.toml"]
-    (config_map,) = [m for m in with_decide if m["kind"] == "ConfigMap"]
+    config_map = one(manifests, "ConfigMap", _config_map_name(scorer))
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
-    scorer = next(
-        m
-        for m in with_decide
-        if m["kind"] == "Deployment" and m["metadata"]["name"] == "btsbot-stream"
-    )
-    assert c["image"] == scorer["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert c["image"] == container(scorer)["image"]
     assert deployment["metadata"]["namespace"] == scorer["metadata"]["namespace"]
-    podmonitor = next(m for m in with_decide if m["kind"] == "PodMonitor")["spec"]
-    labels = pod["metadata"]["labels"]
-    assert podmonitor["selector"]["matchLabels"].items() <= labels.items()
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    scorer_env = {e["name"]: e.get("value") for e in container(scorer)["env"]}
+    key = "BTSBOT_KAFKA__BOOTSTRAP_SERVERS"
+    assert env[key] == scorer_env[key] and env[key].endswith(":9092")
+    podmonitor = one(manifests, "PodMonitor")["spec"]
+    assert podmonitor["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     settings = tomllib.loads(config_map["data"]["config.toml"])
     assert ports["metrics"] == settings["observability"]["metrics_port"]
@@ -68,23 +64,33 @@ def test_it_shares_the_scorers_settings_and_is_scraped(with_decide: list[dict]) 
 
 
 def test_the_pod_runs_a_valid_configuration(
-    with_decide: list[dict], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    overlay: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    deployment = _decide(with_decide)
+    _, manifests = overlay
+    deployment = one(manifests, "Deployment", DECIDE)
     spec = deployment["spec"]["template"]["spec"]
-    (c,) = spec["containers"]
-    (config_map,) = [m for m in with_decide if m["kind"] == "ConfigMap"]
-    for variable in list(os.environ):
-        if variable.startswith("BTSBOT_"):
-            monkeypatch.delenv(variable)
-    for item in c["env"]:
-        monkeypatch.setenv(item["name"], item.get("value", "from-the-secret"))
-    path = tmp_path / "config.toml"
-    path.write_text(config_map["data"]["config.toml"])
-    settings = service_config.load(path)
+    c = container(deployment)
+    settings = pod_settings(manifests, monkeypatch, tmp_path, DECIDE)
     # the state folder is a writable volume (the root filesystem is read-only)
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert "emptyDir" in volumes[mounts[str(settings.decide.state_dir)]]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert settings.kafka.client_properties()["sasl.username"] == "from-the-secret"
+    assert settings.observability.metrics_port == 9108
+
+
+def test_a_fixed_count_in_a_group_of_its_own(
+    overlay: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Not autoscaled (see test_k8s.py: KEDA targets the scorer alone), so a fixed count,
+    and its own consumer group: the scorer's group, which KEDA watches, never holds it."""
+    _, manifests = overlay
+    replicas = one(manifests, "Deployment", DECIDE)["spec"]["replicas"]
+    assert replicas >= 1
+    (tmp_path / "decide").mkdir()
+    (tmp_path / "scorer").mkdir()
+    decide = pod_settings(manifests, monkeypatch, tmp_path / "decide", DECIDE)
+    scorer = pod_settings(manifests, monkeypatch, tmp_path / "scorer", SCORER)
+    assert decide.decide.group_id != scorer.kafka.group_id
+    assert decide.kafka.output_topic == scorer.kafka.output_topic

@@ -5,7 +5,7 @@ The sources are ``deploy/prometheus/rules.yaml`` (Prometheus' rule-file format, 
 by compose) and ``deploy/grafana/btsbot-stream.json``; kustomize reads files only from
 inside a component, and the Prometheus Operator wants the rules wrapped in a
 PrometheusRule. Run ``make k8s-monitoring`` after editing either source;
-tests/deploy/test_k8s.py fails while the copies are stale.
+tests/deploy/test_k8s_components.py fails while the copies are stale.
 """
 
 from __future__ import annotations
