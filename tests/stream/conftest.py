@@ -44,7 +44,18 @@ def many_alerts(
     demo_alerts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, set[int]]:
     """The demo sample's good alerts, copied under new candids; returns (folder, candids)."""
-    folder = tmp_path_factory.mktemp("many")
+    return copies_of_demo(demo_alerts, tmp_path_factory.mktemp("many"), COPIES)
+
+
+@pytest.fixture(scope="session")
+def some_alerts(
+    demo_alerts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, set[int]]:
+    """Fewer copies (1,160 alerts), for the scenarios that start many processes."""
+    return copies_of_demo(demo_alerts, tmp_path_factory.mktemp("some"), 40)
+
+
+def copies_of_demo(demo_alerts: Path, folder: Path, copies: int) -> tuple[Path, set[int]]:
     candids: set[int] = set()
     for path in sorted(demo_alerts.rglob("*.avro")):
         if "odd" in path.parts:
@@ -55,14 +66,14 @@ def many_alerts(
             (record,) = reader
         if record["cutoutScience"]["stampData"][:2] == b"\xff\xd8":
             continue  # JPEG prototypes are dead letters, not part of this corpus
-        for copy in range(COPIES):
+        for copy in range(copies):
             candid = record["candid"] % 10**16 + copy * 10**16  # stays a positive long
             record["candid"] = record["candidate"]["candid"] = candid
             buf = io.BytesIO()
             fastavro.writer(buf, schema, [record])
             (folder / f"{candid}.avro").write_bytes(buf.getvalue())
             candids.add(candid)
-    assert len(candids) == 29 * COPIES
+    assert len(candids) == 29 * copies
     return folder, candids
 
 

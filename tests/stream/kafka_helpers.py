@@ -96,8 +96,10 @@ def write_config(path: Path, **sections: dict[str, Any]) -> Path:
             return "[" + ", ".join(value(x) for x in v) + "]"
         return str(v)
 
-    lines = []
+    lines = [f"{k} = {value(v)}" for k, v in sections.items() if not isinstance(v, dict)]
     for section, fields in sections.items():
+        if not isinstance(fields, dict):
+            continue
         lines.append(f"[{section}]")
         nested = {k: v for k, v in fields.items() if isinstance(v, dict)}
         lines += [f"{k} = {value(v)}" for k, v in fields.items() if not isinstance(v, dict)]
