@@ -64,7 +64,6 @@ class Rebalance:
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         dropped = self._pipeline.revoke(tps)
-        log.info("revoked %s (dropping %d waiting messages)", _names(partitions), dropped)
         metrics.REBALANCES.labels("revoked").inc(len(partitions))
         if self._committer is not None and not self.failed and self.out is not None:
             # Everything produced for them: wait for the acks, commit what they allow
@@ -72,6 +71,12 @@ class Rebalance:
             self.out.flush(FLUSH_TIMEOUT_S)
             self._committer.commit_sync(only=tps)
         self._forget(tps)
+        log.info(
+            "revoked %s (dropped %d waiting messages; holding %d)",
+            _names(partitions),
+            dropped,
+            len(self.assigned),
+        )
 
     def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
