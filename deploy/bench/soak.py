@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from btsbot_stream.alerts.sources import SourceItem
@@ -113,7 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--hostile-every", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=350.0, help="alerts/s produced")
+    parser.add_argument("--rate", type=float, default=200.0, help="alerts/s produced")
+    parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds, at most")
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--shared", type=Path, help="use ../shared's real alerts")
@@ -154,58 +155,54 @@ def main() -> None:
             try:
                 replay(items(), {"bootstrap.servers": bootstrap}, topic, args.rate)
                 return
-            except Exception as exc:  # the broker restart: the producer's queue times out
-                print(f"producer: {exc}; continuing", file=sys.stderr)
+            except Exception as exc:  # counted as missing below, if anything was lost
+                print(f"producer: {exc}", file=sys.stderr)
                 return
 
-    duration = args.alerts / args.rate
-    kill_at = sorted(rng.uniform(0.1, 0.5) * duration for _ in range(args.kills))
-    restart_at = 0.6 * duration
+    # Kills and the broker restart happen at random points of the output's progress, so
+    # they fall mid-stream however fast this machine is.
+    kill_at = sorted(rng.uniform(0.1, 0.5) * args.alerts for _ in range(args.kills))
+    restart_at = 0.6 * args.alerts
     started = time.monotonic()
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     instances = [Instance(config, tmp / "service.log")]
     broker_restarted = False
-    events = []
-    while producer.is_alive() or time.monotonic() - started < duration:
+    events: list[tuple[int, int, str]] = []
+    seen: Counter[int] = Counter()
+    checked = 0.0
+    while time.monotonic() - started < args.timeout:
         now = time.monotonic() - started
         current = instances[-1]
         rss = rss_kib(current.proc.pid)
         if rss is not None:
             current.samples.append((now, rss))
-        if kill_at and now >= kill_at[0]:
+        done = outputs_written(bootstrap, out)
+        if kill_at and done >= kill_at[0]:
             kill_at.pop(0)
             current.proc.send_signal(signal.SIGKILL)
             current.proc.wait(30)
-            events.append((round(now), "SIGKILL"))
+            events.append((round(now), done, "SIGKILL"))
             instances.append(Instance(config, tmp / "service.log"))
-        elif not broker_restarted and now >= restart_at:
+        elif not broker_restarted and done >= restart_at:
             kafka.stop()
             time.sleep(5)
             kafka.start(timeout=180)
             broker_restarted = True
-            events.append((round(now), "broker restarted"))
-        if current.proc.poll() is not None and current is instances[-1]:
-            events.append((round(now), f"service exited on its own ({current.proc.returncode})"))
-            instances.append(Instance(config, tmp / "service.log"))
-        time.sleep(2)
-    # drain: wait until every candid is out (or 20 min)
-    deadline = time.monotonic() + 1200
-    seen: Counter[int] = Counter()
-    while time.monotonic() < deadline:
-        rss = rss_kib(instances[-1].proc.pid)
-        if rss is not None:
-            instances[-1].samples.append((time.monotonic() - started, rss))
-        if _scrape_in_flight(metrics_port) == 0:
-            seen = Counter(
-                int(dict(m.headers() or [])["ztf.candid"])
-                for m in read_to_end({"bootstrap.servers": bootstrap}, out, 120)
+            events.append((round(now), done, "broker restarted"))
+        elif current.proc.poll() is not None:
+            events.append(
+                (round(now), done, f"service exited on its own ({current.proc.returncode})")
             )
+            instances.append(Instance(config, tmp / "service.log"))
+        if not producer.is_alive() and done >= len(expected) and time.monotonic() - checked > 60:
+            checked = time.monotonic()
+            seen = Counter(candids_in(bootstrap, out))
             if expected <= set(seen):
                 break
-        time.sleep(10)
+        time.sleep(2)
     elapsed = time.monotonic() - started
-    dead = read_to_end({"bootstrap.servers": bootstrap}, dlq, 120)
+    dead = read_to_end({"bootstrap.servers": bootstrap}, dlq, 300)
     instances[-1].proc.send_signal(signal.SIGTERM)
     exit_code = instances[-1].proc.wait(120)
     kafka.stop()
@@ -246,15 +243,49 @@ def main() -> None:
     print(f"log: {tmp / 'service.log'}", file=sys.stderr)
 
 
-def _scrape_in_flight(port: int) -> float | None:
+def _watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return {}
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        for p in meta.partitions
+    }
+
+
+def outputs_written(bootstrap: str, topic: str) -> int:
+    """Messages in ``topic`` so far (a progress signal; 0 while the broker is away)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex})
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith("btsbot_in_flight_alerts "):
-                    return float(line.split()[1])
-    except OSError:
-        return None
-    return None
+        return sum(high - low for low, high in _watermarks(consumer, topic).values())
+    except KafkaException:
+        return 0
+    finally:
+        consumer.close()
+
+
+def candids_in(bootstrap: str, topic: str) -> Iterator[int]:
+    """The ztf.candid header of every committed message, reading headers only."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        ends = {p: high for p, (low, high) in _watermarks(consumer, topic).items() if high > low}
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        positions = dict.fromkeys(ends, 0)
+        while any(positions[p] < ends[p] for p in ends):
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error():
+                    continue
+                positions[msg.partition() or 0] = (msg.offset() or 0) + 1
+                yield int(dict(msg.headers() or [])["ztf.candid"])
+    finally:
+        consumer.close()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import time
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
-_DIGITS = re.compile(r"[0-9]+")
+_VARYING = re.compile(r"[0-9]+|\(after [^)]*\)")  # counts, timings: not what makes a line new
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,8 +44,9 @@ KAFKA_LOGGER = "btsbot_stream.kafka"  # librdkafka's own lines and client errors
 class RepeatFilter(logging.Filter):
     """Lets the first of identical lines through, then one per ``interval`` with the count.
 
-    "Identical" ignores digits, so librdkafka's "after 3ms in state CONNECT" and "after
-    5ms ..." are one line. A broker that is away must not bury the rest of the log.
+    "Identical" ignores numbers and librdkafka's "(after 3ms in state CONNECT, 2 identical
+    error(s) suppressed)" tails, so its repeats of one failure are one line. A broker that
+    is away must not bury the rest of the log.
     """
 
     def __init__(self, interval: float) -> None:
@@ -56,7 +57,7 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.interval <= 0:
             return True
-        key = (record.name, record.levelno, _DIGITS.sub("#", record.getMessage()))
+        key = (record.name, record.levelno, _VARYING.sub("#", record.getMessage()))
         now = time.monotonic()
         shown, hidden = self._seen.get(key, (-self.interval, 0))
         if now - shown < self.interval:

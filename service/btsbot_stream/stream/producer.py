@@ -74,6 +74,12 @@ class OutputProducer:
         self._refused.clear()
         return refused
 
+    def purge_queued(self) -> None:
+        """Drop outputs not yet sent (every partition was lost: whoever owns them now
+        produces them again; sending ours too would only duplicate them)."""
+        self.producer.purge(in_queue=True, in_flight=False, blocking=False)
+        self.producer.poll(0)
+
     def forget_errors(self) -> None:
         """Exactly-once: the transaction was aborted; its failures are moot."""
         self._error = None
@@ -98,6 +104,8 @@ class OutputProducer:
                 if stamp is not None:
                     metrics.ALERT_LATENCY_SECONDS.observe(max(time.time() - stamp / 1000, 0.0))
             return
+        if error.code() == KafkaError._PURGE_QUEUE:
+            return  # purge_queued(): its partition is no longer ours
         if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
             self._refused.append((output, ack, attempt))
             return

@@ -90,6 +90,8 @@ class Rebalance:
         self._forget(tps)
         if not self.assigned:
             self._connectivity.rebalanced(joined=False)
+            if self.out is not None and self._committer is not None:
+                self.out.purge_queued()
 
     def _forget(self, tps: list[tuple[str, int]]) -> None:
         self._tracker.forget(tps)

@@ -87,7 +87,8 @@ class ClientWatch:
             self.config_error = error
         if code == KafkaError._ALL_BROKERS_DOWN and self._connectivity is not None:
             self._connectivity.reachable(self.client, False)
-        kafka_log.error("%s: %s", self.client, error.str())
+        if code != KafkaError._TRANSPORT:  # librdkafka's own FAIL line says it already
+            kafka_log.error("%s: %s", self.client, error.str())
 
     def on_stats(self, stats_json: str) -> None:
         stats = json.loads(stats_json)
