@@ -154,3 +154,68 @@ def test_a_yaml_config_error_does_not_echo_the_password(tmp_path):
     with pytest.raises(ConfigError) as err:
         read_file(path)
     assert "hunter2" not in str(err.value)
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int) -> None:
+        self._p, self._o = partition, offset
+
+    def topic(self) -> str:
+        return "in"
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def timestamp(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def value(self) -> bytes:
+        return b""
+
+
+def test_a_revoke_drops_only_the_revoked_partitions_messages_from_waiting_batches():
+    from concurrent.futures import Future
+
+    from btsbot_stream.scoring import PreparedMessage
+    from btsbot_stream.stream.offsets import OffsetTracker
+    from btsbot_stream.stream.pipeline import Batch, Consumed, Pipeline, position
+
+    tracker, pipeline = OffsetTracker(), Pipeline()
+    messages = [_Message(p, o) for o in range(3) for p in (0, 1)]
+    items = []
+    for m in messages:
+        source = position(m)
+        items.append(Consumed(m, source, tracker.consumed(("in", m.partition()), m.offset())))
+    prepared: Future[list[PreparedMessage]] = Future()
+    prepared.set_result([PreparedMessage([]) for _ in messages])
+    pipeline.append(Batch(items, prepared))
+    assert pipeline.revoke([("in", 0)]) == 3
+    tracker.forget([("in", 0)])
+    live = pipeline.ready().live()  # type: ignore[union-attr]
+    assert [(item.tp, item.source.offset) for item, _ in live] == [(("in", 1), o) for o in range(3)]
+    # partition 1's waiting messages hold its commit until they are published
+    assert tracker.committable() == {("in", 1): 0}
+
+
+def test_readiness_needs_a_joined_group_and_reachable_brokers():
+    from btsbot_stream.stream.health import Health
+    from btsbot_stream.stream.watch import Connectivity
+
+    health = Health()
+    connectivity = Connectivity(health)
+    health.clear("starting")
+    connectivity.rebalanced(joined=False)
+    assert health.readiness()[0] is False
+    connectivity.rebalanced(joined=True)
+    connectivity.reachable("producer", True)
+    assert health.readiness() == (True, "ready=True assigned_partitions=0\n")
+    connectivity.reachable("consumer", False)
+    ready, body = health.readiness()
+    assert not ready and "brokers_unreachable" in body and "consumer" in body
+    connectivity.reachable("consumer", True)
+    for _ in range(2):  # KIP-848 member with nothing to own: joined all the same
+        connectivity.group_state({"state": "up", "join_state": "init"})
+    assert health.readiness()[0] is True

@@ -49,6 +49,10 @@ class Preparation:
     def submit(self, messages: Sequence[Message]) -> Future[list[PreparedMessage]]:
         return self._executor.submit(self._prepare, [m.value() or b"" for m in messages])
 
+    def stop_waiting(self) -> None:
+        """A batch waiting for the registry gives up (PreparationStopped) at once."""
+        self._stop.set()
+
     def close(self) -> None:
         """Stop waiting for the registry; finish the batch in hand, drop the queued ones."""
         self._stop.set()

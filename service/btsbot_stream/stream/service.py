@@ -118,7 +118,6 @@ class ScoringService:
                 self.rebalance.failed = True
                 raise
             finally:
-                self.health.set("stopping", "shutting down")
                 self.preparation.close()
             log.info("stopped cleanly")
 
@@ -184,6 +183,9 @@ class _Loop:
     def finish(self) -> None:
         """Publish the batches in hand (those that can be prepared), flush, commit."""
         s = self.s
+        if s._stop.is_set():  # asked to stop (SIGTERM): take no new traffic
+            s.health.set("stopping", "finishing the batches in hand")
+        s.preparation.stop_waiting()  # a registry outage must not hold the exit
         for batch in s.pipeline.clear():
             wait([batch.prepared], timeout=STOP_WAIT_S)
             if not batch.prepared.done() or batch.prepared.exception() is not None:
