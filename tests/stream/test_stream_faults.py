@@ -103,9 +103,8 @@ def test_schema_registry_away_for_30_s(kafka, demo_alerts, models_dir, tmp_path)
         stopped = time.monotonic()
         body = _wait_for_readyz(setup.metrics_port, "registry_unavailable", timeout=60)
         assert "schema registry" in body
-        paused = _scrape(setup.metrics_port, "/metrics")
+        paused = _wait_for_metric(setup.metrics_port, r"btsbot_paused_partitions [1-9]", 30)
         assert "btsbot_schema_registry_unavailable 1.0" in paused
-        assert re.search(r"btsbot_paused_partitions [1-9]", paused), paused
         time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
         registry.start()
         replaying.join(120)
@@ -260,6 +259,17 @@ def _readyz(port: int) -> tuple[int, str]:
 def _scrape(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
         return r.read().decode()
+
+
+def _wait_for_metric(port: int, pattern: str, timeout: float) -> str:
+    """The first scrape matching ``pattern`` (the loop applies a pause within a beat)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = _scrape(port, "/metrics")
+        if re.search(pattern, text) or time.monotonic() > deadline:
+            assert re.search(pattern, text), f"{pattern} never seen"
+            return text
+        time.sleep(0.2)
 
 
 def _wait_for_readyz(port: int, cause: str | None, timeout: float) -> str:
