@@ -30,6 +30,18 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_service_left_running() -> Iterator[None]:
+    """A failed test must not leave its services running (they would load the machine)."""
+    yield
+    from kafka_helpers import RUNNING
+
+    while RUNNING:
+        service = RUNNING.pop()
+        if service.proc.poll() is None:
+            service.kill()
+
+
 @pytest.fixture(scope="session", params=["demo", "shared"])
 def stream_corpus(request: pytest.FixtureRequest, demo_alerts: Path) -> tuple[Path, int]:
     """(folder, packets): every packet of the demo sample, odd ones included; then the

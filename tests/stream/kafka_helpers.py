@@ -113,6 +113,9 @@ def write_config(path: Path, **sections: dict[str, Any]) -> Path:
     return path
 
 
+RUNNING: list[ServiceProcess] = []  # killed after each test (conftest), even a failed one
+
+
 class ServiceProcess:
     """``btsbot-stream run`` as a child process, its log in a file."""
 
@@ -126,6 +129,7 @@ class ServiceProcess:
         self.proc = subprocess.Popen(
             args, stdout=self._log_handle, stderr=subprocess.STDOUT, env=env
         )
+        RUNNING.append(self)
 
     def wait(self, timeout: float = 300) -> int:
         try:
