@@ -32,8 +32,9 @@ def test_three_instances_join_and_leave_mid_stream(
     setup.properties = PROTOCOLS[protocol]
     setup.delivery = {"mode": mode}
     files = sorted(folder.glob("*.avro"))
-    # Input keeps coming in three parts, each begun right before a change of members,
-    # so every join and leave happens with alerts flowing and in flight.
+    # Input comes in three parts, each begun right before members join, and slow enough
+    # (~15 s each) that every join and leave happens with alerts flowing and waiting in
+    # the members' pipelines.
     parts = [files[i::3] for i in range(3)]
 
     def start(name: str) -> ServiceProcess:
@@ -43,13 +44,13 @@ def test_three_instances_join_and_leave_mid_stream(
     replaying = [setup.replay_in_background(parts[0], rate=40)]
     a = start("a")
     setup.wait_for_outputs(30)
+    replaying.append(setup.replay_in_background(parts[1], rate=25))
     b, c = start("b"), start("c")
     _wait_until_holding(b, c)
-    replaying.append(setup.replay_in_background(parts[1], rate=40))
     assert b.terminate() == 0, b.log_text()[-3000:]  # leaves: a and c take over its share
+    replaying.append(setup.replay_in_background(parts[2], rate=25))
     b2 = start("b2")
     _wait_until_holding(b2)
-    replaying.append(setup.replay_in_background(parts[2], rate=40))
     assert a.terminate() == 0, a.log_text()[-3000:]
     for thread in replaying:
         thread.join(120)
