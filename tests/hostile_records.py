@@ -31,7 +31,10 @@ def _record_type(schema: Any, short: str) -> dict[str, Any]:
 
 
 def _field(record_type: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(f for f in record_type["fields"] if f["name"] == name)
+    found = [f for f in record_type["fields"] if f["name"] == name]
+    if not found:
+        raise LookupError(f"no field {name!r}")
+    return found[0]
 
 
 def _retype(record_type: dict[str, Any], name: str, new: Any) -> None:
@@ -136,7 +139,11 @@ def _history_cases(case: Callable[..., Hostile], tag: str) -> Iterator[Hostile]:
         point(record, magpsf=float("nan"))
 
     def null_point(schema: Any, record: dict[str, Any]) -> None:
-        array = next(t for t in _field(schema, "prv_candidates")["type"] if isinstance(t, dict))
+        kind = _field(schema, "prv_candidates")["type"]
+        arrays = [t for t in (kind if isinstance(kind, list) else [kind]) if isinstance(t, dict)]
+        if not arrays:  # e.g. the array type is a reference to a named type
+            raise LookupError("prv_candidates is not an inline array")
+        array = arrays[0]
         array["items"] = ["null", array["items"]]
         point(record)
         record["prv_candidates"].append(None)

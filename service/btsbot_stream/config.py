@@ -76,6 +76,12 @@ class KafkaSettings(BaseModel):
     # Any librdkafka property (security.protocol, sasl.*, ssl.*...), applied to every
     # client. Values are secrets: they are never logged.
     properties: dict[str, SecretStr] = Field(default_factory=dict)
+    startup_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long start-up waits for unreachable brokers before exiting "
+        "(not ready meanwhile); credential, TLS and topic problems exit at once",
+    )
 
     @model_validator(mode="after")
     def _has_input(self) -> KafkaSettings:
@@ -109,6 +115,23 @@ class DeliverySettings(BaseModel):
     )
 
 
+class RegistrySettings(BaseModel):
+    """How wire-format decoding talks to the schema registry (``schema_registry``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float = Field(default=5.0, gt=0, description="one HTTP request")
+    retry_backoff_max_s: float = Field(
+        default=10.0, gt=0, description="registry away: longest wait between retries"
+    )
+    unknown_retries: int = Field(
+        default=2, ge=0, description="404: asks again this often (1 s apart) before schema_unknown"
+    )
+    unknown_ttl_s: float = Field(
+        default=60.0, ge=0, description="an id found unknown stays unknown this long (no request)"
+    )
+
+
 class ObservabilitySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -116,6 +139,9 @@ class ObservabilitySettings(BaseModel):
     metrics_host: str = "0.0.0.0"
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    log_repeat_interval_s: float = Field(
+        default=30.0, ge=0, description="identical Kafka client errors: one line per interval"
+    )
 
 
 class DecideSettings(BaseModel):
@@ -221,12 +247,20 @@ class ServiceSettings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     schema_dir: Path | None = None
     schema_registry: str | None = None
+    registry: RegistrySettings = RegistrySettings()
 
     def redacted(self) -> dict[str, Any]:
-        """For logs: properties shown by name only."""
+        """For logs: properties shown by name only, no password in the registry URL."""
         data = self.model_dump(mode="json")
         data["kafka"]["properties"] = {k: "***" for k in self.kafka.properties}
+        if self.schema_registry is not None:
+            data["schema_registry"] = redact_url(self.schema_registry)
         return data
+
+
+def redact_url(url: str) -> str:
+    """``https://user:secret@host/x`` -> ``https://***@host/x`` (credentials never logged)."""
+    return re.sub(r"(?<=://)[^/@]*@", "***@", url)
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -242,10 +276,23 @@ def read_file(path: Path) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:
-        raise ConfigError(f"config file {path} does not parse: {exc}") from exc
+        # Never the parser's own text: YAML quotes the offending line, which may hold a
+        # password. Where and what kind of problem is enough to fix it.
+        raise ConfigError(f"config file {path} does not parse: {_parse_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table/mapping at the top")
     return data
+
+
+def _parse_problem(exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:  # yaml.MarkedYAMLError: problem + position, not the snippet
+        problem = getattr(exc, "problem", None) or "syntax error"
+        problem = re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", problem)  # e.g. an alias name
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return str(exc)  # "Expected ... (at line 3, column 9)": never the content
+    return type(exc).__name__
 
 
 def load(path: Path | None = None) -> ServiceSettings:

@@ -107,3 +107,54 @@ DECIDE_RESTORE_SECONDS = Histogram(
     namespace=NAMESPACE,
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+
+# -- delivery under faults (issue #8) ---------------------------------------------------
+NOT_READY_CAUSES = (
+    "starting",
+    "not_joined",
+    "brokers_unreachable",
+    "registry_unavailable",
+    "stopping",
+)
+NOT_READY = Gauge(
+    "not_ready",
+    "1 while /readyz answers 503 for this cause",
+    ["cause"],
+    namespace=NAMESPACE,
+)
+REGISTRY_UNAVAILABLE = Gauge(
+    "schema_registry_unavailable",
+    "1 while the schema registry is away and consumption is paused",
+    namespace=NAMESPACE,
+)
+REGISTRY_RETRIES = Counter(
+    "schema_registry_retries",
+    "Registry requests that failed (down, 5xx, timeout) and were retried",
+    namespace=NAMESPACE,
+)
+COMMITS = Counter(
+    "offset_commits",
+    "Offset commits answered by the broker, by result",
+    ["result"],
+    namespace=NAMESPACE,
+)
+REBALANCES = Counter(
+    "rebalance_events",
+    "Partitions assigned, revoked or lost by the consumer group",
+    ["event"],
+    namespace=NAMESPACE,
+)
+TRANSACTION_ABORTS = Counter(
+    "transaction_aborts",
+    "Exactly-once transactions aborted and retried",
+    namespace=NAMESPACE,
+)
+ASSIGNED_PARTITIONS = Gauge(
+    "assigned_partitions", "Input partitions this instance holds", namespace=NAMESPACE
+)
+for _cause in NOT_READY_CAUSES:
+    NOT_READY.labels(_cause)
+for _result in ("ok", "failed"):
+    COMMITS.labels(_result)
+for _event in ("assigned", "revoked", "lost"):
+    REBALANCES.labels(_event)

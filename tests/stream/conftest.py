@@ -30,6 +30,18 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_service_left_running() -> Iterator[None]:
+    """A failed test must not leave its services running (they would load the machine)."""
+    yield
+    from kafka_helpers import RUNNING
+
+    while RUNNING:
+        service = RUNNING.pop()
+        if service.proc.poll() is None:
+            service.kill()
+
+
 @pytest.fixture(scope="session", params=["demo", "shared"])
 def stream_corpus(request: pytest.FixtureRequest, demo_alerts: Path) -> tuple[Path, int]:
     """(folder, packets): every packet of the demo sample, odd ones included; then the
@@ -44,7 +56,18 @@ def many_alerts(
     demo_alerts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, set[int]]:
     """The demo sample's good alerts, copied under new candids; returns (folder, candids)."""
-    folder = tmp_path_factory.mktemp("many")
+    return copies_of_demo(demo_alerts, tmp_path_factory.mktemp("many"), COPIES)
+
+
+@pytest.fixture(scope="session")
+def some_alerts(
+    demo_alerts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, set[int]]:
+    """Fewer copies (1,160 alerts), for the scenarios that start many processes."""
+    return copies_of_demo(demo_alerts, tmp_path_factory.mktemp("some"), 40)
+
+
+def copies_of_demo(demo_alerts: Path, folder: Path, copies: int) -> tuple[Path, set[int]]:
     candids: set[int] = set()
     for path in sorted(demo_alerts.rglob("*.avro")):
         if "odd" in path.parts:
@@ -55,14 +78,14 @@ def many_alerts(
             (record,) = reader
         if record["cutoutScience"]["stampData"][:2] == b"\xff\xd8":
             continue  # JPEG prototypes are dead letters, not part of this corpus
-        for copy in range(COPIES):
+        for copy in range(copies):
             candid = record["candid"] % 10**16 + copy * 10**16  # stays a positive long
             record["candid"] = record["candidate"]["candid"] = candid
             buf = io.BytesIO()
             fastavro.writer(buf, schema, [record])
             (folder / f"{candid}.avro").write_bytes(buf.getvalue())
             candids.add(candid)
-    assert len(candids) == 29 * COPIES
+    assert len(candids) == 29 * copies
     return folder, candids
 
 

@@ -30,9 +30,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, config: dict[str, str] | None = None
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result(30)
+    new = NewTopic(topic, num_partitions=partitions, config=config or {})
+    admin.create_topics([new])[topic].result(30)
 
 
 @dataclass
@@ -96,8 +99,10 @@ def write_config(path: Path, **sections: dict[str, Any]) -> Path:
             return "[" + ", ".join(value(x) for x in v) + "]"
         return str(v)
 
-    lines = []
+    lines = [f"{k} = {value(v)}" for k, v in sections.items() if not isinstance(v, dict)]
     for section, fields in sections.items():
+        if not isinstance(fields, dict):
+            continue
         lines.append(f"[{section}]")
         nested = {k: v for k, v in fields.items() if isinstance(v, dict)}
         lines += [f"{k} = {value(v)}" for k, v in fields.items() if not isinstance(v, dict)]
@@ -106,6 +111,9 @@ def write_config(path: Path, **sections: dict[str, Any]) -> Path:
             lines += [f'"{k}" = {value(v)}' for k, v in table.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+RUNNING: list[ServiceProcess] = []  # killed after each test (conftest), even a failed one
 
 
 class ServiceProcess:
@@ -121,6 +129,7 @@ class ServiceProcess:
         self.proc = subprocess.Popen(
             args, stdout=self._log_handle, stderr=subprocess.STDOUT, env=env
         )
+        RUNNING.append(self)
 
     def wait(self, timeout: float = 300) -> int:
         try:

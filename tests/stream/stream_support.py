@@ -37,6 +37,12 @@ class Setup:
     dead_letter_topic: str = field(default_factory=lambda: unique("dlq"))
     group: str = field(default_factory=lambda: unique("group"))
     metrics_port: int | None = None
+    # fail over in seconds, not the default 45 s, so the tests stay short (KIP-848 has
+    # these on the broker: pass properties={"group.protocol": "consumer"} alone)
+    properties: dict[str, str] = field(
+        default_factory=lambda: {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}
+    )
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # more config sections
 
     def __post_init__(self) -> None:
         create_topic(self.bootstrap, self.input_topic, self.partitions)
@@ -50,12 +56,13 @@ class Setup:
                 "input_topics": [self.input_topic],
                 "output_topic": self.output_topic,
                 "dead_letter_topic": self.dead_letter_topic,
-                # fail over in seconds, not the default 45 s, so the tests stay short
-                "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"},
+                "properties": self.properties,
+                **self.extra.get("kafka", {}),
             },
             engine={"models_dir": self.models_dir, "device": "cpu", "batch_size": 64},
             delivery={**self.delivery, **delivery},
             observability={"metrics_port": self.metrics_port or 0},
+            **{k: v for k, v in self.extra.items() if k != "kafka"},
         )
 
     def start(self, name: str = "service", idle: float | None = None, **delivery: Any):
@@ -63,11 +70,11 @@ class Setup:
             self.config(f"{name}.toml", **delivery), self.tmp / f"{name}.log", idle
         )
 
-    def replay(self, folder: Path, rate: float | None = None) -> int:
-        items = read_items(expand([folder]))
+    def replay(self, folder: Path | list[Path], rate: float | None = None) -> int:
+        items = read_items(expand(folder if isinstance(folder, list) else [folder]))
         return replay(items, {"bootstrap.servers": self.bootstrap}, self.input_topic, rate)
 
-    def replay_in_background(self, folder: Path, rate: float) -> threading.Thread:
+    def replay_in_background(self, folder: Path | list[Path], rate: float) -> threading.Thread:
         thread = threading.Thread(target=self.replay, args=(folder, rate), daemon=True)
         thread.start()
         return thread
@@ -106,12 +113,16 @@ class Setup:
 REPORTS: list[str] = []  # printed in pytest's terminal summary (tests/stream/conftest.py)
 
 
-def report(name: str, seen: Counter[int], expected: set[int]) -> str:
+def report(
+    name: str, seen: Counter[int], expected: set[int], dead_letters: int | None = None
+) -> str:
     duplicates = sum(n - 1 for n in seen.values() if n > 1)
     missing = len(expected - set(seen))
     line = (
         f"{name}: {len(expected)} alerts, {sum(seen.values())} outputs, "
         f"{missing} missing, {duplicates} duplicates"
     )
+    if dead_letters is not None:
+        line += f", {dead_letters} dead letters"
     REPORTS.append(line)
     return line

@@ -6,7 +6,6 @@ says so; the password appears in no log or message."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,13 +19,6 @@ from btsbot_stream.stream.summary import read_to_end
 
 pytestmark = pytest.mark.kafka
 
-# The start-up check that turns an authentication or TLS failure into a clear exit is
-# stream/preflight.py (issue #8); without it the service retries forever.
-PREFLIGHT = importlib.util.find_spec("btsbot_stream.stream.preflight") is not None
-# Not run until then: each would wait out its 90 s bound.
-needs_preflight = pytest.mark.xfail(
-    not PREFLIGHT, reason="stream/preflight.py (#8) not merged yet", run=False
-)
 CLI = [sys.executable, "-m", "btsbot_stream"]
 NON_SECRET = ("security.protocol", "sasl.mechanism", "sasl.username", "ssl.ca.location")
 
@@ -113,7 +105,6 @@ def _refused_start(broker, config: Path, password: str, log: Path) -> tuple[int 
     return code, log.read_text(errors="replace")
 
 
-@needs_preflight
 def test_wrong_credentials_stop_the_service_at_start(secure_kafka, tmp_path: Path) -> None:
     wrong = "not-" + secure_kafka.password
     config = _config(tmp_path, secure_kafka, _topics())
@@ -123,7 +114,6 @@ def test_wrong_credentials_stop_the_service_at_start(secure_kafka, tmp_path: Pat
     assert wrong not in log and secure_kafka.password not in log
 
 
-@needs_preflight
 def test_an_untrusted_certificate_stops_the_service_at_start(secure_kafka, tmp_path: Path):
     sys.path.insert(0, str(Path("deploy/kafka").resolve()))
     from local_kafka import make_test_tls

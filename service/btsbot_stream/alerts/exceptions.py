@@ -60,3 +60,9 @@ class Reject:
     @classmethod
     def from_error(cls, error: InvalidAlert) -> Reject:
         return cls(error.reason, error.detail)
+
+
+class RegistryUnavailable(BtsbotError):
+    """The schema registry did not answer (down, 5xx, timeout): a transient fault of the
+    process, not of the alert. Decoding lets it propagate; the stream pauses, retries and
+    never dead-letters the message for it."""

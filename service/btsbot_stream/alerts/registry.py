@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
 
+from btsbot_stream.alerts.exceptions import RegistryUnavailable
+from btsbot_stream.config import RegistrySettings, redact_url
 from btsbot_stream.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class SchemaRegistry(Protocol):
     def get(self, schema_id: int) -> str | None:
-        """The writer schema JSON for ``schema_id``, or None when it is unknown."""
+        """The writer schema JSON for ``schema_id``, or None when it is unknown.
+
+        Raises :class:`RegistryUnavailable` when the answer cannot be had now."""
 
 
 class DirectorySchemas:
@@ -36,25 +45,57 @@ class DirectorySchemas:
 
 
 class HttpSchemaRegistry:
-    """A Confluent-compatible registry (``GET {url}/schemas/ids/{id}``)."""
+    """A Confluent-compatible registry (``GET {url}/schemas/ids/{id}``).
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    404 is asked again ``unknown_retries`` times (a schema registered a moment ago may
+    not have reached this replica), then remembered as unknown for ``unknown_ttl_s``, so
+    a stream of messages with a bad id costs no request each. Anything else that is not
+    an answer (refused, timeout, 5xx, 429) raises :class:`RegistryUnavailable`.
+    """
+
+    def __init__(self, url: str, settings: RegistrySettings | None = None) -> None:
         self.url = url.rstrip("/")
-        self.timeout = timeout
+        self.settings = settings or RegistrySettings()
+        self._unknown: dict[int, float] = {}  # schema id -> monotonic time it expires
+        self._lock = threading.Lock()
 
     def get(self, schema_id: int) -> str | None:
+        with self._lock:
+            expires = self._unknown.get(schema_id)
+            if expires is not None and time.monotonic() < expires:
+                return None
+        for attempt in range(self.settings.unknown_retries + 1):
+            if attempt:
+                time.sleep(1.0)
+            text = self._fetch(schema_id)
+            if text is not None:
+                return text
+        with self._lock:
+            self._unknown[schema_id] = time.monotonic() + self.settings.unknown_ttl_s
+            if len(self._unknown) > 10_000:  # bounded: drop the expired
+                now = time.monotonic()
+                self._unknown = {k: v for k, v in self._unknown.items() if v > now}
+        return None
+
+    def _fetch(self, schema_id: int) -> str | None:
         try:
             with urllib.request.urlopen(
-                f"{self.url}/schemas/ids/{schema_id}", timeout=self.timeout
+                f"{self.url}/schemas/ids/{schema_id}", timeout=self.settings.timeout_s
             ) as resp:
                 return str(json.load(resp)["schema"])
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            raise
+            raise RegistryUnavailable(
+                f"{self} answered HTTP {exc.code} for id {schema_id}"
+            ) from None
+        except (OSError, ValueError, KeyError) as exc:  # refused, timeout, reset, bad JSON
+            raise RegistryUnavailable(
+                f"{self} did not answer for id {schema_id}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def __str__(self) -> str:
-        return f"schema registry {self.url}"
+        return f"schema registry {redact_url(self.url)}"
 
 
 def _full_name(node: dict[str, Any], namespace: str | None) -> str:
@@ -104,12 +145,14 @@ def load_avsc(path: Path) -> Any:
     return inline(json.loads(path.read_text()), None)
 
 
-def make_registry(schema_dir: Path | None, url: str | None) -> SchemaRegistry | None:
+def make_registry(
+    schema_dir: Path | None, url: str | None, settings: RegistrySettings | None = None
+) -> SchemaRegistry | None:
     """The configured schema source for wire-format messages, if any."""
     if schema_dir is not None and url is not None:
         raise ConfigError("give either a schema directory or a schema registry URL, not both")
     if schema_dir is not None:
         return DirectorySchemas(schema_dir)
     if url is not None:
-        return HttpSchemaRegistry(url)
+        return HttpSchemaRegistry(url, settings)
     return None

@@ -11,6 +11,7 @@ from rich.progress import Progress
 
 from btsbot_stream.alerts.sources import expand, read_items
 from btsbot_stream.cli import options
+from btsbot_stream.config import ObservabilitySettings
 
 
 @click.command()
@@ -41,10 +42,12 @@ def replay(
     properties: tuple[str, ...],
 ) -> None:
     """Produce alert packets (.avro files, folders, nightly .tar.gz) into TOPIC, unchanged."""
+    from btsbot_stream import logs
     from btsbot_stream.stream.replay import ensure_topic
     from btsbot_stream.stream.replay import replay as produce_all
 
     config = options.client_config(bootstrap_servers, properties)
+    logs.limit_repeats(ObservabilitySettings().log_repeat_interval_s)
     if partitions:
         ensure_topic(config, topic, partitions)
     files = expand(paths)

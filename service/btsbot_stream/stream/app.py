@@ -1,19 +1,27 @@
-"""Builds and runs the service: models first (fail fast), then the HTTP endpoints, the
-signal handlers (they only call ``stop()``), and the Kafka loop."""
+"""Builds and runs the service: the HTTP endpoints first (probes answer during start-up),
+the signal handlers (they only ask to stop), the models (fail fast), the broker and topic
+checks, then the Kafka loop."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
+from contextlib import ExitStack
 from types import FrameType
 
-from btsbot_stream import __version__, metrics
+from btsbot_stream import __version__, logs, metrics
 from btsbot_stream.alerts.avro import AlertDecoder
 from btsbot_stream.alerts.registry import make_registry
 from btsbot_stream.config import ServiceSettings
 from btsbot_stream.scoring import Scorer, load_scorer
+from btsbot_stream.stream.clients import make_admin
+from btsbot_stream.stream.exceptions import PreflightError
 from btsbot_stream.stream.health import Health, HealthServer
+from btsbot_stream.stream.preflight import preflight
+from btsbot_stream.stream.preparation import Preparation
 from btsbot_stream.stream.service import ScoringService
+from btsbot_stream.stream.watch import ClientWatch
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +42,39 @@ def _export_engine_metrics(settings: ServiceSettings, scorer: Scorer) -> None:
 
 def run_service(settings: ServiceSettings, exit_when_idle: float | None = None) -> None:
     log.info("configuration: %s", settings.redacted())
-    scorer = load_scorer(settings.engine)
-    decoder = AlertDecoder(
-        make_registry(settings.schema_dir, settings.schema_registry), settings.limits
-    )
-    _export_engine_metrics(settings, scorer)
+    logs.limit_repeats(settings.observability.log_repeat_interval_s)
     health = Health()
-    service = ScoringService(settings, scorer, decoder, health)
+    stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("%s: finishing the batch in hand", signal.Signals(signum).name)
-        service.stop()
+        log.info("%s: finishing the batches in hand", signal.Signals(signum).name)
+        stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    port = settings.observability.metrics_port
-    if port is None:
-        service.run(exit_when_idle)
-        return
-    with HealthServer(health, settings.observability.metrics_host, port) as server:
-        log.info("metrics, /healthz and /readyz on port %d", server.port)
+    with ExitStack() as stack:
+        port = settings.observability.metrics_port
+        if port is not None:
+            server = stack.enter_context(
+                HealthServer(health, settings.observability.metrics_host, port)
+            )
+            log.info("metrics, /healthz and /readyz on port %d", server.port)
+        scorer = load_scorer(settings.engine)
+        decoder = AlertDecoder(
+            make_registry(settings.schema_dir, settings.schema_registry, settings.registry),
+            settings.limits,
+        )
+        _export_engine_metrics(settings, scorer)
+        health.set("starting", "checking the brokers and topics")
+        watch = ClientWatch("admin")
+        try:
+            limits = preflight(
+                settings.kafka, make_admin(settings.kafka, watch), watch, health, stop
+            )
+        except PreflightError:
+            if stop.is_set():  # SIGTERM while waiting for the brokers: a clean exit
+                return
+            raise
+        preparation = Preparation(decoder, settings.registry, health)
+        service = ScoringService(settings, scorer, preparation, health, limits, stop)
         service.run(exit_when_idle)

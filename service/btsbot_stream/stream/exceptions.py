@@ -16,3 +16,8 @@ class DeliveryError(StreamError):
 
 class FatalKafkaError(StreamError):
     """librdkafka reported a fatal error (e.g. a fenced transactional producer)."""
+
+
+class PreflightError(StreamError):
+    """A start-up check failed (brokers, credentials, certificates, topics); the message
+    says what to fix."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -9,13 +10,14 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from btsbot_stream.alerts.sources import SourceItem
+from btsbot_stream.logs import KAFKA_LOGGER
 from btsbot_stream.stream.clients import KafkaConfig
 from btsbot_stream.stream.exceptions import DeliveryError
 
 
 def ensure_topic(config: KafkaConfig, topic: str, partitions: int) -> None:
     """Create ``topic`` with ``partitions`` partitions unless it exists."""
-    admin = AdminClient(config)
+    admin = AdminClient({**config, "error_cb": _log_error}, logger=logging.getLogger(KAFKA_LOGGER))
     if topic in admin.list_topics(timeout=30).topics:
         return
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions)])
@@ -38,7 +40,10 @@ def replay(
     ``rate`` caps messages per second. Unreadable files (e.g. a damaged archive) are
     skipped: they have no bytes to send.
     """
-    producer = Producer({"enable.idempotence": True, "linger.ms": 20, **config})
+    producer = Producer(
+        {"enable.idempotence": True, "linger.ms": 20, **config, "error_cb": _log_error},
+        logger=logging.getLogger(KAFKA_LOGGER),
+    )
     failures: list[str] = []
 
     def delivered(error: object, _msg: object) -> None:
@@ -68,3 +73,8 @@ def replay(
     if failures:
         raise DeliveryError(f"{len(failures)} replayed messages failed: {failures[0]}")
     return sent
+
+
+def _log_error(error: object) -> None:
+    """Client errors (broker away...) through logging, repeats limited (logs.RepeatFilter)."""
+    logging.getLogger(KAFKA_LOGGER).error("replay: %s", error)

@@ -4,6 +4,7 @@ Uses only Kafka headers (score, candid, reason), so it never decodes an alert.""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from btsbot_stream.logs import KAFKA_LOGGER
 from btsbot_stream.stream.clients import KafkaConfig
 from btsbot_stream.stream.enrich import CANDID_HEADER, HEADER_PREFIX
 
@@ -33,7 +35,8 @@ def read_to_end(config: KafkaConfig, topic: str, timeout: float = 30) -> list[Me
             "group.id": f"btsbot-summary-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-        }
+        },
+        logger=logging.getLogger(KAFKA_LOGGER),
     )
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

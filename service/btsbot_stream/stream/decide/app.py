@@ -112,7 +112,8 @@ def run_stage(
     def periodic() -> None:
         nonlocal last_gauges, held
         health.beat()
-        health.ready = True
+        health.looping = True
+        health.clear("starting")
         now_held = hooks.assigned(app, topic)
         if now_held != held:
             held = now_held
