@@ -166,6 +166,7 @@ class _Loop:
                 batch = [m for m in messages if self._usable(m)]
             if batch:
                 self._enqueue(batch)
+            if batch or s.health.has("not_joined"):  # idle counts from joining the group
                 s._last_input = time.monotonic()
             while (ready := s.pipeline.ready()) is not None:
                 self._publish(ready)
