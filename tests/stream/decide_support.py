@@ -97,8 +97,11 @@ def produce(
     timestamp_ms: int = 0,
 ) -> None:
     """Produce ``inputs`` in order (at ``rate`` per second; with ``timestamp_ms`` as
-    their Kafka timestamps, else the time of producing)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    their Kafka timestamps, else the time of producing). Idempotent, as the scorer's
+    producer is: without it, retries around a broker restart can reorder a partition."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+    )
     for n, message in enumerate(inputs):
         producer.produce(
             topic, message.value, message.key, headers=message.headers, timestamp=timestamp_ms
