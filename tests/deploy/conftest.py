@@ -9,12 +9,13 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 if TYPE_CHECKING:
+    from btsbot_stream.cli.follow_options import Connection
     from btsbot_stream.config import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,10 +91,11 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict]]:
     return request.param, render(K8S / "overlays" / request.param)
 
 
-# The Deployments of the stages (deploy/k8s/base, deploy/k8s/components/decide): each
-# stage's Service, PodDisruptionBudget... carry its Deployment's name.
+# The Deployments of the stages (deploy/k8s/base, deploy/k8s/components/decide and web):
+# each stage's Service, PodDisruptionBudget... carry its Deployment's name.
 SCORER = "btsbot-stream"
 DECIDE = "btsbot-stream-decide"
+WEB = "btsbot-stream-web"
 
 
 def one(manifests: list[dict], kind: str, name: str | None = None) -> dict:
@@ -136,21 +138,52 @@ def pod_settings(
         for section, table in tomllib.loads(text).items()
         for key in table
     }
-    for variable in list(os.environ):
-        if variable.startswith("BTSBOT_"):
-            monkeypatch.delenv(variable)
-    for item in c["env"]:
-        assert item["name"].upper() not in file_keys, f"{item['name']} is also in config.toml"
-        source = item.get("valueFrom", {})
-        if "value" in item:
-            monkeypatch.setenv(item["name"], item["value"])
-        elif "resourceFieldRef" in source:
-            monkeypatch.setenv(item["name"], str(c["resources"]["requests"]["cpu"]))
-        elif "secretKeyRef" in source:
-            monkeypatch.setenv(item["name"], "from-the-secret")
+    for name in pod_environment(c, monkeypatch):
+        assert name.upper() not in file_keys, f"{name} is also in config.toml"
     path = tmp_path / "config.toml"
     path.write_text(text)
     return service_config.load(path)
+
+
+def pod_environment(c: dict, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Set the container's environment in this process, as the pod sees it (secrets as
+    "from-the-secret", the CPU request for resourceFieldRef), and nothing else of ours:
+    every other BTSBOT_* variable is removed."""
+    for variable in list(os.environ):
+        if variable.startswith("BTSBOT_"):
+            monkeypatch.delenv(variable)
+    env = {}
+    for item in c.get("env", []):
+        source = item.get("valueFrom", {})
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif "resourceFieldRef" in source:
+            env[item["name"]] = str(c["resources"]["requests"]["cpu"])
+        elif "secretKeyRef" in source:
+            env[item["name"]] = "from-the-secret"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def web_command(
+    args: list[str], files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], Connection]:
+    """What ``btsbot-stream web`` makes of a container's arguments under the environment
+    set now (``pod_environment``): its parsed options and its Kafka connection, as the
+    command resolves them. ``files`` maps the container's paths (the mounted config) to
+    files here."""
+    from btsbot_stream.cli import main
+    from btsbot_stream.cli.follow_options import connection_options
+
+    assert args[0] == "web", args
+    local = [str(files.get(a, a)) for a in args[1:]]
+    params = main.commands["web"].make_context("web", local).params
+    names = ("config_path", "properties", "bootstrap_servers", "topic", "candidates_topic")
+    connection: Connection = connection_options(lambda connection: connection)(
+        **{name: params[name] for name in names}
+    )
+    return params, connection
 
 
 def container(deployment: dict, name: str = "btsbot-stream") -> dict:

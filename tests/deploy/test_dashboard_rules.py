@@ -253,11 +253,15 @@ def test_both_scrape_configs_label_each_stage_alike() -> None:
     """The target label `component` (scorer, decide) that BtsbotStreamAbsent selects the
     scorer by: compose's relabeling of each DNS name gives the component that the
     Kubernetes Deployment running the same command has on its pods, which the
-    PodMonitor copies into `component`."""
+    PodMonitor copies into `component`. The stages that serve metrics: the web page
+    (command `web`) has no metrics port and is scraped in neither."""
+    podmonitor = yaml.safe_load((REPO / "deploy/k8s/base/podmonitor.yaml").read_text())
+    (endpoint,) = podmonitor["spec"]["podMetricsEndpoints"]
     k8s = {
         container(d)["args"][0]: d["spec"]["template"]["metadata"]["labels"]
         for d in render(K8S / "overlays" / "cpu")
         if d["kind"] == "Deployment"
+        and endpoint["port"] in {p["name"] for p in container(d)["ports"]}
     }
     assert set(k8s) == {"run", "decide"}
     compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())["services"]
@@ -269,8 +273,6 @@ def test_both_scrape_configs_label_each_stage_alike() -> None:
         component = _relabel(scrape["relabel_configs"], {"__meta_dns_name": name})["component"]
         assert component == k8s[command]["app.kubernetes.io/component"], name
     assert sorted(compose[name]["command"][0] for name in names) == sorted(k8s)
-    podmonitor = yaml.safe_load((REPO / "deploy/k8s/base/podmonitor.yaml").read_text())
-    (endpoint,) = podmonitor["spec"]["podMetricsEndpoints"]
     relabelings = [
         {"source_labels": r["sourceLabels"], "target_label": r["targetLabel"]}
         for r in endpoint["relabelings"]

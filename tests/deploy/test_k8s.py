@@ -21,6 +21,7 @@ from tests.deploy.conftest import (
     K8S,
     REPO,
     SCORER,
+    WEB,
     container,
     deployments,
     one,
@@ -169,11 +170,11 @@ def test_each_selector_picks_exactly_its_pods(overlay: tuple[str, list[dict]]) -
     """A stage's Deployment, Service, PodDisruptionBudget and spread constraint select its
     own pods and no other stage's (a scorer selector that also matched the decision
     stage's pods would fight over them, send it traffic, count it in the scorer's
-    drains); the PodMonitor and the NetworkPolicy select every stage's pods; nothing
-    selects the topics Job's pod."""
+    drains); the PodMonitor and the NetworkPolicy select every stage's pods, the web's
+    ingress policy the web's alone; nothing selects the topics Job's pod."""
     _, manifests = overlay
     stages = deployments(manifests)
-    assert set(stages) == {SCORER, DECIDE}
+    assert set(stages) == {SCORER, DECIDE, WEB}
     pods = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in stages.items()}
     pods |= {
         f"job/{m['metadata']['name']}": m["spec"]["template"]["metadata"]["labels"]
@@ -197,17 +198,25 @@ def test_each_selector_picks_exactly_its_pods(overlay: tuple[str, list[dict]]) -
         assert selected(service["spec"]["selector"]) == {name}
         ports = {p["name"] for p in container(stages[name])["ports"]}
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+    # The web runs one replica with nothing to drain: no budget.
     budgets = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "PodDisruptionBudget"}
-    assert set(budgets) == set(stages)
+    assert set(budgets) == {SCORER, DECIDE}
     for name, budget in budgets.items():
         assert selected(budget["spec"]["selector"]["matchLabels"]) == {name}
     podmonitor = one(manifests, "PodMonitor")["spec"]
     assert selected(podmonitor["selector"]["matchLabels"]) == set(stages)
-    for deployment in stages.values():
-        port_names = {p["name"] for p in container(deployment)["ports"]}
-        assert {e["port"] for e in podmonitor["podMetricsEndpoints"]} <= port_names
-    policy = one(manifests, "NetworkPolicy")["spec"]
+    # The stages it scrapes: those with the endpoints' port (the web serves no /metrics).
+    endpoint_ports = {e["port"] for e in podmonitor["podMetricsEndpoints"]}
+    scraped = {
+        name
+        for name, deployment in stages.items()
+        if endpoint_ports <= {p["name"] for p in container(deployment)["ports"]}
+    }
+    assert scraped == {SCORER, DECIDE}
+    policy = one(manifests, "NetworkPolicy", "btsbot-stream")["spec"]
     assert selected(policy["podSelector"]["matchLabels"]) == set(stages)
+    web_policy = one(manifests, "NetworkPolicy", WEB)["spec"]
+    assert selected(web_policy["podSelector"]["matchLabels"]) == {WEB}
 
 
 def test_autoscaling_follows_the_consumer_group(overlay: tuple[str, list[dict]]) -> None:
@@ -238,6 +247,7 @@ def test_autoscaling_follows_the_consumer_group(overlay: tuple[str, list[dict]])
     }
     assert targets == {SCORER}
     assert one(manifests, "Deployment", DECIDE)["spec"]["replicas"] >= 1
+    assert one(manifests, "Deployment", WEB)["spec"]["replicas"] == 1
     text = (K8S / "base" / "scaledobject.yaml").read_text()
     assert "consumer group" in text and "maxReplicaCount <= the partitions" in text
 

@@ -21,12 +21,15 @@ from tests.deploy.conftest import (
     K8S,
     REPO,
     SCORER,
+    WEB,
     container,
     deployments,
     one,
+    pod_environment,
     pod_settings,
     render,
     service_config_toml,
+    web_command,
 )
 from tests.deploy.test_k8s import validation_errors
 
@@ -82,7 +85,7 @@ def _overlay_components(overlay: str) -> list[str]:
 
 def test_every_component_renders_and_validates(tmp_path: Path) -> None:
     used = set(_overlay_components("cpu"))  # already in the overlay
-    assert {"monitoring", "topics", "network-policy", "decide"} <= used
+    assert {"monitoring", "topics", "network-policy", "decide", "web"} <= used
     extra = sorted(p.name for p in COMPONENTS.iterdir() if p.is_dir())
     manifests = _everything(tmp_path, *(c for c in extra if c not in used))
     for manifest in manifests:
@@ -156,10 +159,10 @@ def test_topic_job_reaches_the_same_kafka(overlay: tuple[str, list[dict]]) -> No
 
 
 def test_network_policy_lets_through_what_the_pods_need(overlay: tuple[str, list[dict]]):
-    """Every stage's pods (the scorer, the decision stage): Kafka and DNS out, Prometheus in
-    on their metrics port."""
+    """Every stage's pods (the scorer, the decision stage, the web): Kafka and DNS out,
+    Prometheus in on the metrics port (the web has none, see test_k8s.py)."""
     _, manifests = overlay
-    policy = one(manifests, "NetworkPolicy")["spec"]
+    policy = one(manifests, "NetworkPolicy", "btsbot-stream")["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
     (ingress,) = policy["ingress"]
     assert [p["port"] for p in ingress["ports"]] == ["metrics"]
@@ -168,11 +171,10 @@ def test_network_policy_lets_through_what_the_pods_need(overlay: tuple[str, list
         for rule in policy["egress"]
     }
     stages = deployments(manifests)
-    assert set(stages) == {SCORER, DECIDE}
+    assert set(stages) == {SCORER, DECIDE, WEB}
     for deployment in stages.values():
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
-        assert "metrics" in {p["name"] for p in container(deployment)["ports"]}
         env = {e["name"]: e.get("value") for e in container(deployment)["env"]}
         host, _, port = env["BTSBOT_KAFKA__BOOTSTRAP_SERVERS"].rpartition(":")
         kafka_namespace = host.split(".")[1]  # <service>.<namespace>.svc
@@ -190,10 +192,19 @@ def test_sasl_ssl_and_private_ca_reach_the_service_and_keda(
     """In every stage's pods (the components patch each Deployment of the name label)."""
     manifests = _everything(tmp_path, "kafka-sasl-ssl", "kafka-private-ca")
     stages = deployments(manifests)
-    assert set(stages) == {SCORER, DECIDE}
+    assert set(stages) == {SCORER, DECIDE, WEB}
     for name, deployment in stages.items():
-        settings = pod_settings(manifests, monkeypatch, tmp_path, name)
-        properties = settings.kafka.client_properties()
+        if name == WEB:  # the web's own command reads the properties
+            pod_environment(container(deployment), monkeypatch)
+            config = tmp_path / "config.toml"
+            config.write_text(service_config_toml(manifests))
+            args = container(deployment)["args"]
+            _, connection = web_command(args, {"/etc/btsbot/config.toml": config}, monkeypatch)
+            properties = connection.properties
+        else:
+            properties = pod_settings(
+                manifests, monkeypatch, tmp_path, name
+            ).kafka.client_properties()
         assert properties["security.protocol"] == "SASL_SSL", name
         assert properties["sasl.mechanism"] == "SCRAM-SHA-512"
         mounts = {m["mountPath"]: m for m in container(deployment)["volumeMounts"]}

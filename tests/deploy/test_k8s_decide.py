@@ -23,14 +23,17 @@ from tests.deploy.conftest import (
 CROSS_CUTTING = ("kafka-sasl-ssl", "kafka-private-ca")
 
 
+@pytest.mark.parametrize("stage", ["decide", "web"])
 @pytest.mark.parametrize("name", OVERLAYS)
-def test_every_overlay_runs_the_decision_stage(name: str) -> None:
+def test_every_overlay_runs_the_stage(name: str, stage: str) -> None:
+    """The decision stage and the scanning page (tests/deploy/test_web_deploy.py) in
+    every overlay, before the components that patch every stage."""
     text = (K8S / "overlays" / name / "kustomization.yaml").read_text()
     components = [Path(c).name for c in yaml.safe_load(text)["components"]]
-    assert "decide" in components
+    assert stage in components
     for later in CROSS_CUTTING:
         if later in components:
-            assert components.index(later) > components.index("decide"), later
+            assert components.index(later) > components.index(stage), later
 
 
 def _config_map_name(scorer: dict) -> str:

@@ -1,8 +1,9 @@
 """Connection options of the follow-up commands (``watch``, ``web``).
 
 The same mechanism as the service: a config file's ``[kafka]`` table (bootstrap servers,
-the scored topic, ``[kafka.properties]`` for SASL/SSL) and ``-X key=value`` pairs over
-it. A flag or its environment variable wins over the file, the file over the defaults.
+the scored topic, ``[kafka.properties]`` for SASL/SSL), its ``[decide]`` candidates topic,
+and ``-X key=value`` pairs over it. A flag or its environment variable wins over the
+file, the file over the defaults.
 """
 
 from __future__ import annotations
@@ -39,20 +40,22 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         properties: tuple[str, ...],
         bootstrap_servers: str | None,
         topic: str | None,
-        candidates_topic: str,
+        candidates_topic: str | None,
         **kwargs: Any,
     ) -> Any:
         from btsbot_stream.follow.kafka import client_properties
 
         file_bootstrap, props = client_properties(config_path, properties)
-        file_topic = None
-        if config_path is not None:
-            file_topic = (read_file(config_path).get("kafka") or {}).get("output_topic")
+        # The topics as the stages name them in the same file: kafka.output_topic (the
+        # scorer writes it), decide.candidates_topic (the decision stage writes it).
+        file = read_file(config_path) if config_path is not None else {}
+        file_topic = (file.get("kafka") or {}).get("output_topic")
+        file_candidates = (file.get("decide") or {}).get("candidates_topic")
         connection = Connection(
             bootstrap=bootstrap_servers or file_bootstrap or _KAFKA["bootstrap_servers"].default,
             properties=props,
             scored_topic=topic or file_topic or _KAFKA["output_topic"].default,
-            candidates_topic=candidates_topic,
+            candidates_topic=candidates_topic or file_candidates or _DECIDE.candidates_topic,
         )
         return command(*args, connection=connection, **kwargs)
 
@@ -89,11 +92,10 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--candidates-topic",
-            default=_DECIDE.candidates_topic,
-            show_default=True,
             envvar="BTSBOT_DECIDE__CANDIDATES_TOPIC",
             show_envvar=True,
-            help="The decision stage's candidate events.",
+            help=f"The decision stage's candidate events [default: the config file's "
+            f"[decide] candidates_topic, else {_DECIDE.candidates_topic}]",
         ),
     )
     for option in reversed(options):

@@ -7,9 +7,10 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from pydantic import BaseModel
 
 from btsbot_stream.config import Device, EngineSettings, KafkaSettings, LimitSettings
 
@@ -17,6 +18,24 @@ __all__ = ["Device"]
 
 _ENGINE = EngineSettings()  # the one place engine defaults live
 _LIMITS = LimitSettings()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def setting_option(
+    section: str, defaults: BaseModel, name: str, *decls: str, **kwargs: Any
+) -> Callable[[_F], _F]:
+    """The option of one setting ``[section] name``: ``--name-with-dashes`` (or
+    ``decls``), its default read from ``defaults``, its environment variable the one the
+    settings model reads (``BTSBOT_<SECTION>__<NAME>``), both shown in --help."""
+    return click.option(
+        *(decls or ("--" + name.replace("_", "-"),)),
+        name,
+        default=getattr(defaults, name),
+        show_default=True,
+        envvar=f"BTSBOT_{section.upper()}__{name.upper()}",
+        show_envvar=True,
+        **kwargs,
+    )
 
 
 class _ListOption(click.Option):
@@ -168,14 +187,11 @@ def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     for name in reversed(list(fields)):
         lowest = next((m.ge for m in fields[name].metadata if hasattr(m, "ge")), None)
-        with_limits = click.option(
-            "--" + name.replace("_", "-"),
+        with_limits = setting_option(
+            "limits",
+            _LIMITS,
             name,
             type=click.IntRange(min=lowest),
-            default=getattr(_LIMITS, name),
-            show_default=True,
-            envvar=f"BTSBOT_LIMITS__{name.upper()}",
-            show_envvar=True,
             help=f"Limit: {fields[name].description}.",
         )(with_limits)
     return with_limits

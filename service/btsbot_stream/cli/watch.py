@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from btsbot_stream.cli.follow_options import Connection, connection_options
+from btsbot_stream.cli.options import setting_option
 from btsbot_stream.config import WatchSettings
 
 if TYPE_CHECKING:
@@ -48,30 +49,21 @@ def _min_scores(values: tuple[str, ...]) -> dict[str, float]:
 
 @click.command()
 @connection_options
-@click.option(
-    "--stream",
+@setting_option(
+    "watch",
+    _WATCH,
+    "stream",
     type=click.Choice(["scored", "candidates", "both"]),
-    default=_WATCH.stream,
-    show_default=True,
-    envvar="BTSBOT_WATCH__STREAM",
-    show_envvar=True,
     help="Scored alerts, the decision stage's candidate events, or both.",
 )
-@click.option(
-    "--group-id",
-    default=_WATCH.group_id,
-    show_default=True,
-    envvar="BTSBOT_WATCH__GROUP_ID",
-    show_envvar=True,
-    help="Your own consumer group: a restart resumes where it stopped.",
+@setting_option(
+    "watch", _WATCH, "group_id", help="Your own consumer group: a restart resumes where it stopped."
 )
-@click.option(
-    "--start",
+@setting_option(
+    "watch",
+    _WATCH,
+    "start",
     type=click.Choice(["earliest", "latest"]),
-    default=_WATCH.start,
-    show_default=True,
-    envvar="BTSBOT_WATCH__START",
-    show_envvar=True,
     help="Where a new group begins (a known group resumes from its commits).",
 )
 @click.option(
@@ -135,13 +127,11 @@ def _min_scores(values: tuple[str, ...]) -> dict[str, float]:
     help="Write each alert (Avro), its cutouts (FITS, PNG) and a scores.csv row; offsets "
     "commit only after.",
 )
-@click.option(
-    "--dedup-memory",
+@setting_option(
+    "watch",
+    _WATCH,
+    "dedup_memory",
     type=click.IntRange(min=1),
-    default=_WATCH.dedup_memory,
-    show_default=True,
-    envvar="BTSBOT_WATCH__DEDUP_MEMORY",
-    show_envvar=True,
     help="Candids remembered to drop repeats.",
 )
 @click.option(

@@ -7,6 +7,7 @@ import ipaddress
 import click
 
 from btsbot_stream.cli.follow_options import Connection, connection_options
+from btsbot_stream.cli.options import setting_option
 from btsbot_stream.config import WebSettings
 
 _WEB = WebSettings()
@@ -23,38 +24,25 @@ def _loopback(host: str) -> bool:
 
 @click.command()
 @connection_options
-@click.option(
-    "--host",
-    default=_WEB.host,
-    show_default=True,
-    envvar="BTSBOT_WEB__HOST",
-    show_envvar=True,
+@setting_option(
+    "web",
+    _WEB,
+    "host",
     help="Address to listen on; keep 127.0.0.1 unless behind a proxy or with --token.",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=_WEB.port,
-    show_default=True,
-    envvar="BTSBOT_WEB__PORT",
-    show_envvar=True,
-)
-@click.option(
-    "--window-hours",
+@setting_option("web", _WEB, "port", type=click.IntRange(1, 65535))
+@setting_option(
+    "web",
+    _WEB,
+    "window_hours",
     type=click.FloatRange(min=0, min_open=True),
-    default=_WEB.window_hours,
-    show_default=True,
-    envvar="BTSBOT_WEB__WINDOW_HOURS",
-    show_envvar=True,
     help="Keep alerts published in the last N hours.",
 )
-@click.option(
-    "--window-alerts",
+@setting_option(
+    "web",
+    _WEB,
+    "window_alerts",
     type=click.IntRange(min=1),
-    default=_WEB.window_alerts,
-    show_default=True,
-    envvar="BTSBOT_WEB__WINDOW_ALERTS",
-    show_envvar=True,
     help="Keep at most this many alerts (oldest dropped first).",
 )
 @click.option(
@@ -65,11 +53,8 @@ def _loopback(host: str) -> bool:
     show_envvar=True,
     help="Also read the decision stage's candidate events (waits for the topic).",
 )
-@click.option(
-    "--token",
-    envvar="BTSBOT_WEB__TOKEN",
-    show_envvar=True,
-    help="Require this token (Bearer header, or ?token= once in a browser).",
+@setting_option(
+    "web", _WEB, "token", help="Require this token (Bearer header, or ?token= once in a browser)."
 )
 @click.option(
     "--root-path",
@@ -78,13 +63,11 @@ def _loopback(host: str) -> bool:
     show_envvar=True,
     help="URL prefix when served behind a proxy under a path, e.g. /btsbot.",
 )
-@click.option(
-    "--fetch-cache",
+@setting_option(
+    "web",
+    _WEB,
+    "fetch_cache",
     type=click.IntRange(min=0),
-    default=_WEB.fetch_cache,
-    show_default=True,
-    envvar="BTSBOT_WEB__FETCH_CACHE",
-    show_envvar=True,
     help="Alerts kept decoded for object pages.",
 )
 def web(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -165,3 +166,22 @@ def consumer_settings(
         "logger": logging.getLogger("btsbot_stream.librdkafka"),
         **fixed,
     }
+
+
+def assigned_consumer(
+    bootstrap: str, properties: Mapping[str, str], purpose: str, **fixed: Any
+) -> Consumer:
+    """A consumer that is only ever assigned partitions: it never joins a group and
+    never commits (librdkafka still wants a group id: a throwaway one, named after
+    ``purpose`` so the broker's logs say who it was)."""
+    return Consumer(
+        consumer_settings(
+            bootstrap,
+            properties,
+            **{
+                "group.id": f"{purpose}-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                **fixed,
+            },
+        )
+    )

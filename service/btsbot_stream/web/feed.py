@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.follow import kafka
@@ -111,17 +110,11 @@ class WindowFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assigned: list[TopicPartition] = []
-        self.consumer = Consumer(
-            kafka.consumer_settings(
-                bootstrap,
-                properties,
-                **{
-                    "group.id": f"btsbot-web-{uuid.uuid4().hex[:8]}",  # never joined
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "error_cb": self._on_error,
-                },
-            )
+        self.consumer = kafka.assigned_consumer(
+            bootstrap,
+            properties,
+            "btsbot-web",
+            **{"isolation.level": "read_committed", "error_cb": self._on_error},
         )
 
     def _on_error(self, error: KafkaError) -> None:

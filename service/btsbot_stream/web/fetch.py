@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from btsbot_stream.follow import kafka
 from btsbot_stream.follow.exceptions import FollowError
@@ -28,20 +27,17 @@ class FetchError(FollowError):
 class MessageFetcher:
     def __init__(self, bootstrap: str, properties: Mapping[str, str]) -> None:
         self._lock = threading.Lock()
-        self.consumer = Consumer(
-            kafka.consumer_settings(
-                bootstrap,
-                properties,
-                **{
-                    "group.id": f"btsbot-web-fetch-{uuid.uuid4().hex[:8]}",  # never joined
-                    "enable.auto.commit": False,
-                    # Fetch little ahead: one alert is wanted, not a megabyte of them.
-                    "max.partition.fetch.bytes": 256 * 1024,
-                    "fetch.max.bytes": 1024 * 1024,
-                    "queued.max.messages.kbytes": 1024,
-                    "fetch.wait.max.ms": 10,
-                },
-            )
+        self.consumer = kafka.assigned_consumer(
+            bootstrap,
+            properties,
+            "btsbot-web-fetch",
+            **{
+                # Fetch little ahead: one alert is wanted, not a megabyte of them.
+                "max.partition.fetch.bytes": 256 * 1024,
+                "fetch.max.bytes": 1024 * 1024,
+                "queued.max.messages.kbytes": 1024,
+                "fetch.wait.max.ms": 10,
+            },
         )
 
     def close(self) -> None:

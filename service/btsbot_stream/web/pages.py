@@ -36,6 +36,19 @@ def _with(params: dict[str, Any], **changes: Any) -> str:
     return "?" + urlencode(merged)
 
 
+def _paging(request: Request, total: int, per_page: int) -> dict[str, Any]:
+    """What a paginated list page links with: its query (the token never repeated in
+    links), a link maker, the page count, the query of its JSON twin."""
+    params = dict(request.query_params)
+    params.pop("token", None)
+    return {
+        "params": params,
+        "link": lambda **changes: _with(params, **changes),
+        "pages": max(1, math.ceil(total / per_page)),
+        "api_query": _with(params),
+    }
+
+
 def _render(request: Request, name: str, **context: Any) -> HTMLResponse:
     context.update(base=base_of(request), status=status_document(state_of(request)))
     return templates.TemplateResponse(request, name, context)
@@ -46,8 +59,6 @@ def list_page(request: Request, q: Annotated[AlertQuery, Query()]) -> HTMLRespon
     state, base = state_of(request), base_of(request)
     alerts = alert_page(state, q, base)
     latest = candidate_page(state, CandidateQuery(per_page=8), base)
-    params = dict(request.query_params)
-    params.pop("token", None)
     return _render(
         request,
         "list.html",
@@ -55,10 +66,7 @@ def list_page(request: Request, q: Annotated[AlertQuery, Query()]) -> HTMLRespon
         alerts=alerts,
         candidates=latest,
         models=sorted(state.window.models),
-        params=params,
-        link=lambda **changes: _with(params, **changes),
-        pages=max(1, math.ceil(alerts.total / q.per_page)),
-        api_query=_with(params),
+        **_paging(request, alerts.total, q.per_page),
     )
 
 
@@ -66,16 +74,8 @@ def list_page(request: Request, q: Annotated[AlertQuery, Query()]) -> HTMLRespon
 def candidates_page(request: Request, q: Annotated[CandidateQuery, Query()]) -> HTMLResponse:
     state, base = state_of(request), base_of(request)
     events = candidate_page(state, q, base)
-    params = dict(request.query_params)
-    params.pop("token", None)
     return _render(
-        request,
-        "candidates.html",
-        q=q,
-        events=events,
-        link=lambda **changes: _with(params, **changes),
-        pages=max(1, math.ceil(events.total / q.per_page)),
-        api_query=_with(params),
+        request, "candidates.html", q=q, events=events, **_paging(request, events.total, q.per_page)
     )
 
 
