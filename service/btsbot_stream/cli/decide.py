@@ -29,15 +29,7 @@ from btsbot_stream.scoring import Scorer, load_scorer
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BTSBOT_CONFIG",
-    show_envvar=True,
-    help="The service's TOML or YAML settings (its [kafka] and [decide] sections); "
-    "BTSBOT_* environment variables override it (e.g. BTSBOT_DECIDE__RETENTION_DAYS).",
-)
+@options.config_file("its [kafka] and [decide] sections")
 @click.option(
     "--replay",
     is_flag=True,

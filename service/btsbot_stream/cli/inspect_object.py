@@ -8,18 +8,12 @@ from pathlib import Path
 import click
 
 from btsbot_stream import config
+from btsbot_stream.cli import options
 
 
 @click.command("object")
 @click.argument("object_id")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BTSBOT_CONFIG",
-    show_envvar=True,
-    help="The service's settings (kafka connection, scored topic, decide group).",
-)
+@options.config_file("the Kafka connection, scored topic and decide group")
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),

@@ -195,3 +195,17 @@ def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help=f"Limit: {fields[name].description}.",
         )(with_limits)
     return with_limits
+
+
+def config_file(purpose: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--config`` (env ``BTSBOT_CONFIG``): the service's TOML or YAML settings file, of
+    which the command reads ``purpose``; the command receives it as ``config_path``."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="BTSBOT_CONFIG",
+        show_envvar=True,
+        help=f"TOML or YAML settings file ({purpose}); BTSBOT_* environment variables override "
+        "it (nested with '__', e.g. BTSBOT_KAFKA__BOOTSTRAP_SERVERS).",
+    )

@@ -7,18 +7,11 @@ from pathlib import Path
 import click
 
 from btsbot_stream import config, logs
+from btsbot_stream.cli import options
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BTSBOT_CONFIG",
-    show_envvar=True,
-    help="TOML or YAML settings file; BTSBOT_* environment variables override it "
-    "(nested with '__', e.g. BTSBOT_KAFKA__BOOTSTRAP_SERVERS).",
-)
+@options.config_file("the whole service")
 @click.option(
     "--exit-when-idle",
     type=click.FloatRange(min=0),
