@@ -13,7 +13,9 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import fastavro
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +76,22 @@ def alert_set(name: str) -> AlertSet:
         return AlertSet("demo", files, DEMO_FITS)
     files = sorted((require_shared() / "data" / "ztf" / "alerts").rglob("*.avro"))
     return AlertSet("shared", files, SHARED_FITS)
+
+
+def fits_records(root: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(writer schema, record) of every single-record packet under ``root`` whose stamps are
+    FITS, in file-name order (``odd/`` and JPEG prototypes left out): the stuff that test
+    streams are made of."""
+    out = []
+    for path in sorted(root.rglob("*.avro")):
+        if "odd" in path.parts:
+            continue  # cut short, stripped stamps: dead letters
+        with path.open("rb") as fh:
+            reader = fastavro.reader(fh)
+            (record,) = reader
+        if record["cutoutScience"]["stampData"][:2] != b"\xff\xd8":
+            out.append((reader.writer_schema, record))
+    return out
 
 
 def alert_files(ztf: Path, folder: str = "alerts") -> list[Path]:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "deploy" / "kafka"))
 from kafka_helpers import free_port  # noqa: E402
 from local_kafka import LocalKafka  # noqa: E402
 
-from corpus import require_shared  # noqa: E402
+from corpus import fits_records, require_shared  # noqa: E402
 
 COPIES = 114  # the demo sample's 29 scoreable alerts x 114 = 3,306 for the crash tests
 
@@ -68,16 +68,9 @@ def some_alerts(
 
 
 def copies_of_demo(demo_alerts: Path, folder: Path, copies: int) -> tuple[Path, set[int]]:
+    """The demo sample's FITS alerts, each written ``copies`` times under new candids."""
     candids: set[int] = set()
-    for path in sorted(demo_alerts.rglob("*.avro")):
-        if "odd" in path.parts:
-            continue  # cut short, stripped stamps: dead letters, not part of this corpus
-        with path.open("rb") as fh:
-            reader = fastavro.reader(fh)
-            schema = reader.writer_schema
-            (record,) = reader
-        if record["cutoutScience"]["stampData"][:2] == b"\xff\xd8":
-            continue  # JPEG prototypes are dead letters, not part of this corpus
+    for schema, record in fits_records(demo_alerts):
         for copy in range(copies):
             candid = record["candid"] % 10**16 + copy * 10**16  # stays a positive long
             record["candid"] = record["candidate"]["candid"] = candid

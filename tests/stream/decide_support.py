@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,11 +15,12 @@ from typing import Any
 
 import fastavro
 from confluent_kafka import Producer
-from kafka_helpers import create_topic, read_topic, unique, write_config
+from kafka_helpers import ServiceProcess, create_topic, read_topic, unique, write_config
 
 from btsbot_stream.alerts.avro import AlertDecoder
 from btsbot_stream.engine.cards import find_card
 from btsbot_stream.stream.enrich import enriched_message, score_headers, scores_field
+from corpus import fits_records
 
 MODEL = "btsbot-v1.0.1"
 
@@ -38,20 +35,6 @@ class ScoredInput:
     row: tuple[str, int, float, float, float]  # objectId, candid, jd, magpsf, score
 
 
-def _base_records(demo_alerts: Path) -> list[tuple[dict, dict]]:
-    """(writer schema, record) of the demo sample's FITS alerts."""
-    out = []
-    for path in sorted(demo_alerts.rglob("*.avro")):
-        if "odd" in path.parts:
-            continue
-        with path.open("rb") as fh:
-            reader = fastavro.reader(fh)
-            (record,) = reader
-            if record["cutoutScience"]["stampData"][:2] != b"\xff\xd8":
-                out.append((reader.writer_schema, record))
-    return out
-
-
 def scored_inputs(
     demo_alerts: Path, models_dir: Path, objects: int, seed: int = 7
 ) -> list[ScoredInput]:
@@ -59,7 +42,7 @@ def scored_inputs(
     across objects by jd. Scores and magnitudes are drawn so that every policy fires on
     some objects and not on others, with values on the boundaries (0.5, 0.85, 19, 18.5)."""
     rng = random.Random(seed)
-    bases = _base_records(demo_alerts)
+    bases = fits_records(demo_alerts)
     card = find_card(MODEL, models_dir)
     decoder = AlertDecoder()
     scores = [0.02, 0.3, 0.5, 0.51, 0.7, 0.85, 0.86, 0.97]
@@ -147,8 +130,10 @@ class DecideSetup:
             observability={"metrics_port": 0},
         )
 
-    def start(self, name: str, idle: float | None = None, **decide: Any) -> DecideProcess:
-        return DecideProcess(self.config(name, **decide), self.tmp / f"{name}.log", idle)
+    def start(self, name: str, idle: float | None = None, **decide: Any) -> ServiceProcess:
+        return ServiceProcess(
+            self.config(name, **decide), self.tmp / f"{name}.log", idle, command="decide"
+        )
 
     def events(self) -> list[dict]:
         """Every committed candidate event (read_committed)."""
@@ -169,42 +154,3 @@ class DecideSetup:
             if time.monotonic() > deadline:
                 return events
             time.sleep(1.0)
-
-
-class DecideProcess:
-    """``btsbot-stream decide`` as a child process, its log in a file."""
-
-    def __init__(self, config: Path, log: Path, idle: float | None = None) -> None:
-        args = [sys.executable, "-m", "btsbot_stream", "decide", "--config", str(config)]
-        if idle is not None:
-            args += ["--exit-when-idle", str(idle)]
-        self.log = log
-        self._log_handle = log.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            args, stdout=self._log_handle, stderr=subprocess.STDOUT, env=env
-        )
-
-    def wait(self, timeout: float = 300) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._log_handle.close()
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.wait(30)
-
-    def terminate(self, timeout: float = 120) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never logged:\n{self.log_text()[-3000:]}")
-            time.sleep(0.3)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,10 +118,17 @@ RUNNING: list[ServiceProcess] = []  # killed after each test (conftest), even a 
 
 
 class ServiceProcess:
-    """``btsbot-stream run`` as a child process, its log in a file."""
+    """A ``btsbot-stream`` command (``run`` by default) as a child process, its log in a
+    file; killed after each test (``RUNNING``), even a failed one."""
 
-    def __init__(self, config: Path, log: Path, exit_when_idle: float | None = None) -> None:
-        args = [sys.executable, "-m", "btsbot_stream", "run", "--config", str(config)]
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        exit_when_idle: float | None = None,
+        command: str = "run",
+    ) -> None:
+        args = [sys.executable, "-m", "btsbot_stream", command, "--config", str(config)]
         if exit_when_idle is not None:
             args += ["--exit-when-idle", str(exit_when_idle)]
         self.log = log
@@ -141,9 +149,16 @@ class ServiceProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.wait(30)
 
-    def terminate(self, timeout: float = 60) -> int:
+    def terminate(self, timeout: float = 120) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never logged:\n{self.log_text()[-3000:]}")
+            time.sleep(0.3)
