@@ -29,11 +29,22 @@ BTSBOT_KAFKA__BOOTSTRAP_SERVERS=$bootstrap \
 BTSBOT_DECIDE__STATE_DIR=$data/decide-state \
     "$bin/btsbot-stream" decide --config "$here/config.toml" --exit-when-idle 5 2>&1 \
     | grep -E "processor: candidate |decide.app: stopped cleanly"
-# The scanning page over what was scored (and the candidate events, once decided):
-# cutouts, light curves, the JSON API. Ctrl-C ends the demo. BTSBOT_DEMO_WEB=0 skips it.
+# The scanning page over what was scored and decided: cutouts, light curves, the JSON API.
+# At a terminal it serves until Ctrl-C; otherwise (CI, scripts) it serves until it has
+# read the demo's topics, prints what it lists, and the demo ends. BTSBOT_DEMO_WEB=0 skips.
 if [ "${BTSBOT_DEMO_WEB:-1}" != 0 ]; then
     web_port=${BTSBOT_DEMO_WEB_PORT:-8080}
-    echo "the scanning page (Ctrl-C stops the demo):"
-    "$bin/btsbot-stream" web --bootstrap-servers "$bootstrap" --port "$web_port" \
-        --topic ztf_btsbot_scored
+    web=("$bin/btsbot-stream" web --bootstrap-servers "$bootstrap" --port "$web_port"
+         --topic ztf_btsbot_scored)
+    if [ -t 0 ] && [ -t 1 ]; then
+        echo "the scanning page: http://127.0.0.1:$web_port/  (Ctrl-C stops the demo)"
+        "${web[@]}"
+    else
+        "${web[@]}" 2>"$data/web.log" &
+        web_pid=$!
+        "$bin/python" "$here/page_check.py" "http://127.0.0.1:$web_port" 29 16 \
+            || { tail -20 "$data/web.log"; kill "$web_pid"; exit 1; }
+        kill "$web_pid"
+        wait "$web_pid" 2>/dev/null || true
+    fi
 fi
