@@ -1,7 +1,7 @@
-"""The scanning page's operations side without a broker: when catching up ends,
-requests timed under their route template (never the raw path), and the health
-endpoints when the feed has died or no broker answers. Against a real broker:
-tests/stream/test_web_ops.py."""
+"""The scanning page's operations side without a broker: where a start reads from,
+when catching up ends, requests timed under their route template (never the raw path),
+and the health endpoints when the feed has died or no broker answers. Against a real
+broker: tests/stream/test_web_ops.py."""
 
 from __future__ import annotations
 
@@ -21,10 +21,30 @@ from btsbot_stream.web.app import create_app
 from btsbot_stream.web.feed import WindowFeed
 from btsbot_stream.web.objects import ObjectPages
 from btsbot_stream.web.readiness import CatchUp
+from btsbot_stream.web.start import start_offsets
 from btsbot_stream.web.views import WebState
 from btsbot_stream.web.window import Window
 
 SECONDS = "btsbot_web_request_seconds"
+
+
+# --- where a start reads from ---------------------------------------------------------------
+
+
+def test_a_start_reads_the_hours_when_they_fit_the_budget() -> None:
+    # (first offset within the hours, low, high) per partition; 3 + 0 + 4 = 7 <= 10
+    assert start_offsets([(7, 0, 10), (-1, 0, 5), (96, 90, 100)], 10) == [7, 5, 96]
+    # a first offset below the low watermark (deleted since) starts at the low one
+    assert start_offsets([(2, 5, 8)], 10) == [5]
+
+
+def test_the_budget_is_for_all_partitions_together() -> None:
+    # 40 + 60 = 100 messages within the hours, 10 allowed: 4 and 6 of the newest
+    assert start_offsets([(0, 0, 40), (140, 100, 200)], 10) == [36, 194]
+    # a partition with nothing recent gets nothing; shares round down (never over)
+    starts = start_offsets([(0, 0, 3), (0, 0, 3), (0, 0, 3), (-1, 0, 9)], 4)
+    assert starts == [2, 2, 2, 9]
+    assert sum(h - s for s, h in zip(starts, (3, 3, 3, 9), strict=True)) <= 4
 
 
 # --- when catching up ends --------------------------------------------------------------------

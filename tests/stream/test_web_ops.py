@@ -1,7 +1,8 @@
 """The scanning page's readiness and metrics against the real broker: 503 while the
 window is read (with how much is left), 200 once read to the end offsets seen at start
 and still 200 when newer alerts wait; 503 while the broker is away and 200 when it is
-back; /metrics equal to what was published."""
+back; /metrics equal to what was published; a start reads no more than the window's
+count over all partitions together."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from confluent_kafka import Message, Producer
 from fastapi.testclient import TestClient
 from follow_support import publish, publish_events
-from kafka_helpers import create_topic, free_port, unique
+from kafka_helpers import create_topic, free_port, read_topic, unique
 from local_kafka import LocalKafka
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -202,6 +204,31 @@ def test_ready_once_caught_up_and_the_metrics_count_the_window(
         time.sleep(0.2)
     held.let_go()
     _until(lambda: _samples(base)[("btsbot_web_window_alerts", ())] == 33, 30, "newer alerts")
+
+
+def test_a_start_reads_no_more_than_the_window_over_all_partitions(kafka: LocalKafka) -> None:
+    """29 alerts in 2 partitions (15 and 14), a window of 10: about 10 messages read in
+    all (5 and 4: each share rounded down), each partition's newest ones."""
+    scored = unique("scored")
+    publish(kafka.bootstrap, scored, demo_scored(), partitions=2)
+    by_partition: dict[int, list[int]] = {}
+    for record in read_topic(kafka.bootstrap, scored):
+        by_partition.setdefault(record.partition, []).append(record.offset)
+    assert sorted(len(v) for v in by_partition.values()) == [14, 15]
+    window = Window(hours=48, max_alerts=10)
+    feed = WindowFeed(window, kafka.bootstrap, {}, scored, None)
+    feed.start()
+    try:
+        _until(lambda: feed.catch_up.done, 60, "not caught up")
+    finally:
+        feed.stop()
+    rows = window.alerts()
+    assert 10 - 2 < feed.status.read == len(rows) <= 10  # not 10 per partition: 20
+    taken = Counter(r.partition for r in rows)
+    assert set(taken) == {0, 1}  # both partitions contribute
+    for partition, offsets in by_partition.items():
+        newest = sorted(offsets)[-taken[partition] :]
+        assert sorted(r.offset for r in rows if r.partition == partition) == newest
 
 
 def test_not_ready_while_the_broker_is_away(tmp_path: Path) -> None:

@@ -3,11 +3,11 @@
 It assigns itself every partition of the scored topic (and of the candidate-event topic)
 instead of joining a group, so each web replica sees everything and never commits:
 it starts at the first message published within the window's hours (offsets for
-times), no further back than ``max_alerts`` messages per partition, and follows the
-stream from there. A missing candidates topic (no decision stage yet) is looked for
-again every minute; problems are kept for the status line and the metrics, never
-raised into requests. Readiness (caught up once, a broker reachable):
-:mod:`btsbot_stream.web.readiness`.
+times), no further back than ``max_alerts`` messages in all (shared among the
+partitions by what each holds within the hours), and follows the stream from there. A
+missing candidates topic (no decision stage yet) is looked for again every minute;
+problems are kept for the status line and the metrics, never raised into requests.
+Readiness (caught up once, a broker reachable): :mod:`btsbot_stream.web.readiness`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from btsbot_stream.follow.items import Headers, header_scores
 from btsbot_stream.stream.watch import STATS_INTERVAL_MS, Connectivity, any_broker_up
 from btsbot_stream.web.observe import error_kind
 from btsbot_stream.web.readiness import CatchUp, FeedHealth
+from btsbot_stream.web.start import start_offsets
 from btsbot_stream.web.window import AlertRow, EventRow, ModelInfo, Window
 
 log = logging.getLogger(__name__)
@@ -174,12 +175,19 @@ class WindowFeed:
                 continue
             tps = [TopicPartition(topic, p) for p in range(partitions)]
             placed = kafka.offsets_at(self.consumer, tps, since)
-            for tp in placed:  # no further back than the window's count
-                low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
-                floor = max(low, high - self.window.max_alerts)
-                tp.offset = high if tp.offset < 0 else max(tp.offset, floor)
-                self._next[(topic, tp.partition)] = tp.offset
-                self.catch_up.expect(topic, tp.partition, tp.offset, high)
+            ends = [self.consumer.get_watermark_offsets(tp, timeout=10) for tp in placed]
+            budget = (
+                self.window.max_alerts if topic == self.scored_topic else self.window.max_events
+            )
+            # No further back than the window's count, over all the partitions.
+            starts = start_offsets(
+                [(tp.offset, low, high) for tp, (low, high) in zip(placed, ends, strict=True)],
+                budget,
+            )
+            for tp, start, (_, high) in zip(placed, starts, ends, strict=True):
+                tp.offset = start
+                self._next[(topic, tp.partition)] = start
+                self.catch_up.expect(topic, tp.partition, start, high)
             # Adds these partitions; those already assigned keep their positions.
             self.consumer.incremental_assign(placed)
             self._assigned += placed
