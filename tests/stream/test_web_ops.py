@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ from btsbot_stream.web.app import create_app
 from btsbot_stream.web.feed import WindowFeed
 from btsbot_stream.web.objects import ObjectPages
 from btsbot_stream.web.views import WebState
-from btsbot_stream.web.window import Window
-from scored_alerts import demo_scored, record_of, variant
+from btsbot_stream.web.window import ModelInfo, Window
+from scored_alerts import MODEL, demo_scored, record_of, variant
 
 pytestmark = pytest.mark.kafka
 EVENTS = [
@@ -229,6 +230,36 @@ def test_a_start_reads_no_more_than_the_window_over_all_partitions(kafka: LocalK
     for partition, offsets in by_partition.items():
         newest = sorted(offsets)[-taken[partition] :]
         assert sorted(r.offset for r in rows if r.partition == partition) == newest
+
+
+def test_list_rows_take_the_scores_from_the_headers(
+    kafka: LocalKafka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed decodes an alert's leading fields only when its headers carry every
+    model's score; the whole row (scores and model versions from the record) once per
+    new model, and for a message without score headers."""
+    scored = unique("scored")
+    bare = [replace(m, headers=[]) for m in demo_scored()[:3]]  # another producer's
+    publish(kafka.bootstrap, scored, [*demo_scored(), *bare], partitions=1)
+    window = Window(hours=48, max_alerts=1000)
+    feed = WindowFeed(window, kafka.bootstrap, {}, scored, None)
+    whole_reads = []
+    read_whole = feed._reader.read
+    monkeypatch.setattr(feed._reader, "read", lambda v: whole_reads.append(v) or read_whole(v))
+    feed.start()
+    try:
+        _until(lambda: feed.catch_up.done, 60, "not caught up")
+    finally:
+        feed.stop()
+    assert len(whole_reads) == 1 + len(bare)  # the first alert (a new model), the bare ones
+    (entry,) = record_of(demo_scored()[0])["btsbot"]["scores"]
+    assert window.models == {MODEL: ModelInfo(entry["version"], entry["sha256"])}
+    rows = {r.candid: r for r in window.alerts()}
+    for msg in demo_scored():  # the bare repeats add nothing (same candids)
+        record = record_of(msg)
+        want = {e["model"]: e["score"] for e in record["btsbot"]["scores"]}
+        assert rows[record["candid"]].scores == want
+        assert rows[record["candid"]].magpsf == record["candidate"]["magpsf"]
 
 
 def test_not_ready_while_the_broker_is_away(tmp_path: Path) -> None:

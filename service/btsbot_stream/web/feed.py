@@ -26,7 +26,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from btsbot_stream import metrics
 from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.follow import kafka
-from btsbot_stream.follow.alert_view import ROW, AlertReader
+from btsbot_stream.follow.alert_view import HEAD, ROW, AlertReader
 from btsbot_stream.follow.events import decode_event
 from btsbot_stream.follow.exceptions import FollowError, UnknownTopic
 from btsbot_stream.follow.items import Headers, header_scores
@@ -120,6 +120,7 @@ class WindowFeed:
         self.catch_up = CatchUp()
         self._connectivity = Connectivity(self.health, grouped=False)
         self._reader = AlertReader(ROW)
+        self._head = AlertReader(HEAD)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assigned: list[TopicPartition] = []
@@ -284,6 +285,17 @@ class WindowFeed:
             self.status.problem = str(exc)
             log.warning("window feed: %s", exc)
 
+    def _read_alert(self, value: bytes, headers: Headers | None) -> dict[str, Any]:
+        """What a list row needs. The service's score headers carry every model's score:
+        then only the alert's leading fields are decoded (objectId, candid, candidate),
+        ~7x faster than reaching the scores past the history and the stamps. The whole
+        row is read for a message without score headers, or with a model whose version
+        the window has not noted yet (the versions are only in the record)."""
+        scores, _ = header_scores(headers)
+        if scores and scores.keys() <= self.window.models.keys():
+            return self._head.read(value)
+        return self._reader.read(value)
+
     def _take(self, msg: Message) -> None:
         error = msg.error()
         if error is not None:
@@ -304,7 +316,7 @@ class WindowFeed:
         self.catch_up.read(where.topic, where.partition, where.offset)
         try:
             if feed == "scored":
-                record = self._reader.read(value)
+                record = self._read_alert(value, msg.headers())
                 row, models = alert_row(where, msg.key(), msg.headers(), record)
                 self.window.note_models(models)
                 self.window.add_alert(row)
