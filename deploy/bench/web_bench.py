@@ -10,12 +10,17 @@
    here; with ``--bootstrap`` the read-by-offset from a real broker is timed apart (4).
 4. fetch: ``MessageFetcher.get`` of a scored alert by offset from the broker at
    ``--bootstrap`` (the demo sample produced into a new topic first).
+5. a start (with ``--bootstrap``): ``--start-alerts`` scored messages (the demo sample
+   over and over) in a 4-partition topic, then a page's window feed from its start
+   until it has caught up (``/readyz`` would answer 200): wall and CPU time (this
+   process's: the broker's is not counted), bytes read, the peak RSS growth. What a page
+   start costs is this, scaled to the window's count (``window_alerts``, 100,000 by default).
 
 The alerts are the demo sample scored by the shipped production model through the
 service's own scoring and publishing code, copied under new candids and objectIds.
 
 Usage: python deploy/bench/web_bench.py [--alerts 100000] [--repeat 20]
-       [--bootstrap HOST:PORT] [--json F]
+       [--bootstrap HOST:PORT [--start-alerts 5000]] [--json F]
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi.testclient import TestClient
 
 from btsbot_stream.alerts.avro import AlertDecoder
@@ -46,7 +51,7 @@ from btsbot_stream.scoring import load_scorer, prepare_message
 from btsbot_stream.stream.dead_letters import SourcePosition
 from btsbot_stream.stream.publish import OutputMessage, Publisher
 from btsbot_stream.web.app import create_app
-from btsbot_stream.web.feed import Position, alert_row
+from btsbot_stream.web.feed import Position, WindowFeed, alert_row
 from btsbot_stream.web.fetch import MessageFetcher
 from btsbot_stream.web.objects import ObjectPages
 from btsbot_stream.web.views import WebState
@@ -165,6 +170,50 @@ def fetch_times(bootstrap: str, messages: list[OutputMessage], repeat: int) -> d
         AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])
 
 
+def start_cost(bootstrap: str, messages: list[OutputMessage], count: int) -> dict[str, float]:
+    """A window feed from start to caught up over ``count`` scored messages."""
+    topic = f"web-bench-start-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=4)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50})
+    for i in range(count):
+        msg = messages[i % len(messages)]
+        producer.produce(topic, msg.value, msg.key, headers=msg.headers, partition=i % 4)
+        producer.poll(0)
+    producer.flush(120)
+    window = Window(hours=48, max_alerts=count)
+    feed = WindowFeed(window, bootstrap, {}, topic, None)
+    gc.collect()
+    rss0, cpu0, start = _rss(), time.process_time(), time.perf_counter()
+    peak = rss0
+    feed.start()
+    try:
+        while not feed.catch_up.done:
+            time.sleep(0.05)
+            peak = max(peak, _rss())
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    finally:
+        feed.stop()
+        admin.delete_topics([topic])
+    read = sum(len(messages[i % len(messages)].value) for i in range(count))
+    assert feed.status.read == count, (feed.status.read, count)
+    return {
+        "messages": count,
+        "mean_message_kb": read / count / 1000,
+        "bytes_read_mb": read / 1e6,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "messages_per_s": count / wall,
+        "cpu_us_per_message": cpu / count * 1e6,
+        "peak_rss_growth_mib": (peak - rss0) / 2**20,  # window + librdkafka's queue
+        "per_100k": {
+            "wall_s": wall / count * 1e5,
+            "cpu_s": cpu / count * 1e5,
+            "gb": read / count * 1e5 / 1e9,
+        },
+    }
+
+
 def get_ok(client: TestClient, url: str) -> None:
     reply = client.get(url)
     assert reply.status_code == 200, (url, reply.status_code)
@@ -175,6 +224,9 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--bootstrap", help="a broker to time reads by offset against")
+    parser.add_argument(
+        "--start-alerts", type=int, default=5000, help="messages a timed start reads (--bootstrap)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     fetcher = MemoryFetcher()
@@ -216,6 +268,7 @@ def main() -> None:
     }
     if args.bootstrap:
         results["fetch"] = fetch_times(args.bootstrap, scored_demo(), args.repeat)
+        results["start"] = start_cost(args.bootstrap, scored_demo(), args.start_alerts)
     else:
         results["note"] = "object pages read the alert from memory: add one Kafka fetch"
     print(json.dumps(results, indent=2))

@@ -377,6 +377,9 @@ class WebSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="0.0.0.0 only behind a proxy/token")
     port: int = Field(default=8080, ge=1, le=65535)
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="/metrics, /healthz, /readyz; 0: any free"
+    )
     window_hours: float = Field(default=48.0, gt=0, description="keep alerts published since")
     window_alerts: int = Field(default=100_000, ge=1, description="keep at most this many")
     token: SecretStr | None = Field(default=None, description="require it (Bearer/cookie)")

@@ -158,3 +158,64 @@ for _result in ("ok", "failed"):
     COMMITS.labels(_result)
 for _event in ("assigned", "revoked", "lost"):
     REBALANCES.labels(_event)
+
+# -- the scanning page (btsbot-stream web) ------------------------------------------------
+# Counts about the window and its feed, never alert data: /metrics needs no token. Their
+# label values are the tuples below; the web creates the children when it starts
+# (web/observe.py), so the other stages export none of them.
+WEB_FEEDS = ("scored", "candidates")
+WEB_FEED_ERROR_KINDS = ("unreachable", "denied", "unknown_topic", "undecodable", "other")
+WEB_STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+WEB_WINDOW_ALERTS = Gauge(
+    "web_window_alerts", "Scored alerts held in the scanning page's window", namespace=NAMESPACE
+)
+WEB_WINDOW_CANDIDATES = Gauge(
+    "web_window_candidates", "Candidate events held in the window", namespace=NAMESPACE
+)
+WEB_WINDOW_OBJECTS = Gauge(
+    "web_window_objects", "Objects with a scored alert in the window", namespace=NAMESPACE
+)
+WEB_FEED_MESSAGES = Counter(
+    "web_feed_messages",
+    "Messages the window feed read, per feed (scored, candidates)",
+    ["feed"],
+    namespace=NAMESPACE,
+)
+WEB_FEED_BYTES = Counter(
+    "web_feed_bytes",
+    "Bytes of message values the window feed read, per feed (a start reads the window)",
+    ["feed"],
+    namespace=NAMESPACE,
+)
+WEB_FEED_LAG = Gauge(
+    "web_feed_lag",
+    "Messages between the window feed's position and the end, summed over partitions",
+    ["feed"],
+    namespace=NAMESPACE,
+)
+WEB_NEWEST_ALERT = Gauge(
+    "web_newest_alert_published_seconds",
+    "Kafka timestamp (Unix time) of the newest scored alert the window feed read",
+    namespace=NAMESPACE,
+)
+WEB_FEED_ERRORS = Counter(
+    "web_feed_errors",
+    "Problems of the window feed, by kind: unreachable (brokers), denied (authorisation), "
+    "unknown_topic, undecodable (a message skipped), other",
+    ["kind"],
+    namespace=NAMESPACE,
+)
+WEB_REQUEST_SECONDS = Histogram(
+    "web_request_seconds",
+    "Time to answer a request of the scanning page, by route template (/objects/{object_id}, "
+    "not the path); /static for files, refused for the token gate's 401s, unmatched for 404s",
+    ["route"],
+    namespace=NAMESPACE,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEB_RESPONSES = Counter(
+    "web_responses",
+    "Responses of the scanning page, by status class (2xx, 3xx, 4xx, 5xx)",
+    ["status"],
+    namespace=NAMESPACE,
+)

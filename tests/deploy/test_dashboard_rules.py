@@ -133,6 +133,32 @@ def test_dashboard_shows_what_operators_need() -> None:
     assert any("by (model" in e and "btsbot_inference_seconds" in e for e in exprs)
 
 
+def test_dashboard_shows_the_scanning_page() -> None:
+    """Its row: the window's size, the feed's lag, request latency by route template."""
+    panels = _panels(_dashboard()["panels"])
+    rows = [p["title"] for p in panels if p["type"] == "row"]
+    assert "Scanning page (btsbot-stream web)" in rows
+    used = used_metric_names(dashboard_expressions())
+    assert {
+        "btsbot_web_window_alerts",
+        "btsbot_web_window_candidates",
+        "btsbot_web_feed_lag",
+        "btsbot_web_newest_alert_published_seconds",
+        "btsbot_web_feed_errors",
+        "btsbot_web_request_seconds",
+        "btsbot_web_responses",
+    } <= used
+    exprs = [e.promql for e in dashboard_expressions()]
+    assert any(
+        "histogram_quantile(0.95," in e and "by (route, le)" in e and "btsbot_web_request" in e
+        for e in exprs
+    )
+    # the gauges every process exports (at 0) are read from the page's targets only
+    for e in exprs:
+        if "btsbot_web_window_" in e or "btsbot_web_newest_alert" in e:
+            assert 'component="web"' in e, e
+
+
 def test_dashboard_is_tidy() -> None:
     dashboard = _dashboard()
     panels = _panels(dashboard["panels"])
@@ -188,6 +214,7 @@ def test_rules_cover_the_failure_modes() -> None:
         "BtsbotNoOutputWhileInputFlows",
         "BtsbotGpuRequestedButCpu",
         "BtsbotStreamDown",
+        "BtsbotWebFeedStalled",
     ):
         assert alert in rules
     gpu = next(e for e in rule_expressions() if e.where.endswith("/BtsbotGpuRequestedButCpu"))
@@ -253,8 +280,8 @@ def test_both_scrape_configs_label_each_stage_alike() -> None:
     """The target label `component` (scorer, decide) that BtsbotStreamAbsent selects the
     scorer by: compose's relabeling of each DNS name gives the component that the
     Kubernetes Deployment running the same command has on its pods, which the
-    PodMonitor copies into `component`. The stages that serve metrics: the web page
-    (command `web`) has no metrics port and is scraped in neither."""
+    PodMonitor copies into `component`. Every stage serves metrics: the scorer, the
+    decision stage and the scanning page (command `web`)."""
     podmonitor = yaml.safe_load((REPO / "deploy/k8s/base/podmonitor.yaml").read_text())
     (endpoint,) = podmonitor["spec"]["podMetricsEndpoints"]
     k8s = {
@@ -263,7 +290,7 @@ def test_both_scrape_configs_label_each_stage_alike() -> None:
         if d["kind"] == "Deployment"
         and endpoint["port"] in {p["name"] for p in container(d)["ports"]}
     }
-    assert set(k8s) == {"run", "decide"}
+    assert set(k8s) == {"run", "decide", "web"}
     compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())["services"]
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     scrape = next(c for c in config["scrape_configs"] if c["job_name"] == JOB)
@@ -383,6 +410,41 @@ SCENARIOS = (
             'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "0+100x40",
         },
         {"10m": {}, "35m": {"BtsbotAlertLatencyHigh": [{}]}},
+    ),
+    Scenario(
+        "one scanning page stops reading while the scorer publishes, the other reads on",
+        {
+            'up{instance="s", component="scorer"}': "1x60",
+            'btsbot_alerts_consumed_total{instance="s"}': "0+100x60",
+            'btsbot_alerts_published_total{instance="s"}': "0+100x60",
+            'up{instance="d", component="decide"}': "1x60",
+            'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "0+100x60",
+            # w1 reads for 10 minutes, then nothing; w2 all along
+            'btsbot_web_feed_messages_total{instance="w1", component="web", feed="scored"}': (
+                "0+100x10 1000x50"
+            ),
+            'btsbot_web_feed_messages_total{instance="w2", component="web", feed="scored"}': (
+                "0+100x60"
+            ),
+            'btsbot_web_feed_messages_total{instance="w2", component="web", feed="candidates"}': (
+                "0x60"
+            ),
+        },
+        {"10m": {}, "45m": {"BtsbotWebFeedStalled": [{"instance": "w1"}]}},
+    ),
+    Scenario(
+        "daytime: nothing published, so a page that reads nothing is not stalled",
+        {
+            'up{instance="s", component="scorer"}': "1x60",
+            'btsbot_alerts_consumed_total{instance="s"}': "5000x60",
+            'btsbot_alerts_published_total{instance="s"}': "5000x60",
+            'up{instance="d", component="decide"}': "1x60",
+            'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "5000x60",
+            'btsbot_web_feed_messages_total{instance="w", component="web", feed="scored"}': (
+                "5000x60"
+            ),
+        },
+        {"45m": {}},
     ),
 )
 

@@ -205,14 +205,14 @@ def test_each_selector_picks_exactly_its_pods(overlay: tuple[str, list[dict]]) -
         assert selected(budget["spec"]["selector"]["matchLabels"]) == {name}
     podmonitor = one(manifests, "PodMonitor")["spec"]
     assert selected(podmonitor["selector"]["matchLabels"]) == set(stages)
-    # The stages it scrapes: those with the endpoints' port (the web serves no /metrics).
+    # The stages it scrapes: those with the endpoints' port (all three).
     endpoint_ports = {e["port"] for e in podmonitor["podMetricsEndpoints"]}
     scraped = {
         name
         for name, deployment in stages.items()
         if endpoint_ports <= {p["name"] for p in container(deployment)["ports"]}
     }
-    assert scraped == {SCORER, DECIDE}
+    assert scraped == {SCORER, DECIDE, WEB}
     policy = one(manifests, "NetworkPolicy", "btsbot-stream")["spec"]
     assert selected(policy["podSelector"]["matchLabels"]) == set(stages)
     web_policy = one(manifests, "NetworkPolicy", WEB)["spec"]

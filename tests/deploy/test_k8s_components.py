@@ -160,7 +160,7 @@ def test_topic_job_reaches_the_same_kafka(overlay: tuple[str, list[dict]]) -> No
 
 def test_network_policy_lets_through_what_the_pods_need(overlay: tuple[str, list[dict]]):
     """Every stage's pods (the scorer, the decision stage, the web): Kafka and DNS out,
-    Prometheus in on the metrics port (the web has none, see test_k8s.py)."""
+    Prometheus in on the metrics port."""
     _, manifests = overlay
     policy = one(manifests, "NetworkPolicy", "btsbot-stream")["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.deploy.conftest import (
     DECIDE,
     REPO,
@@ -91,12 +92,16 @@ def test_it_serves_on_its_port_with_an_optional_token(
     c, params, _ = _web_pod(manifests, monkeypatch, tmp_path)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert params["host"] == "0.0.0.0" and params["port"] == ports["http"]
+    assert params["metrics_port"] == ports["metrics"] == 9108  # as every stage's
     assert params["token"] == "from-the-secret"
     env = {e["name"]: e for e in c["env"]}
     ref = env["BTSBOT_WEB__TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": WEB, "key": "token", "optional": True}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # the page's own /healthz (it fails when the window's feed died) keeps it alive;
+    # ready once the window is read and a broker answers (/readyz of the metrics port)
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     # matplotlib's cache on a writable volume (the root filesystem is read-only)
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert any(Path(env["MPLCONFIGDIR"]["value"]).is_relative_to(m) for m in mounts)
@@ -162,11 +167,16 @@ def test_compose_runs_it_on_loopback_with_the_stack_settings(
     assert web["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
     assert web["read_only"] is True
     assert params["token"] == "t0k"
-    ((host, _),) = [_published(p) for p in web["ports"]]
-    assert host == "127.0.0.1"
-    assert web["ports"][0].endswith(f":{params['port']}")
+    assert {_published(p)[0] for p in web["ports"]} == {"127.0.0.1"}
+    inside = sorted(int(p.rsplit(":", 1)[1]) for p in web["ports"])
+    assert inside == sorted([params["port"], params["metrics_port"]])
     assert params["host"] == "0.0.0.0"  # inside the container; the host side is loopback
-    assert f":{params['port']}/healthz" in " ".join(web["healthcheck"]["test"])
+    assert f":{params['metrics_port']}/readyz" in " ".join(web["healthcheck"]["test"])
+    # Prometheus scrapes its metrics port, under the same job, as component "web"
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [c for c in scrape["scrape_configs"] if c["job_name"] == "btsbot-stream"]
+    found = {(n, sd["port"]) for sd in job["dns_sd_configs"] for n in sd["names"]}
+    assert ("web", params["metrics_port"]) in found
     assert any(Path(web["environment"]["MPLCONFIGDIR"]).is_relative_to(t) for t in web["tmpfs"])
     # the Kafka and topics of the stack: what topic-init creates, at the broker's address
     script = services["topic-init"]["command"][0]

@@ -80,7 +80,7 @@ def site(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     hostile = variant(demo_scored()[3], 42, EVIL)
     publish(kafka.bootstrap, scored, [*demo_scored(), hostile])
     publish_events(kafka.bootstrap, candidates, EVENTS)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("web") / "web.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -97,6 +97,8 @@ def site(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 candidates,
                 "--port",
                 str(port),
+                "--metrics-port",
+                str(metrics_port),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -109,10 +111,14 @@ def site(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             try:
+                # ready (the metrics port's /readyz) once the window is read: then it holds
+                # every alert and event published before the start
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz") as ready:
+                    assert ready.status == 200
                 status = _get_json(f"{base}/api/status")
-                if status["alerts"] == len(demo_scored()) + 1 and status["candidates"] == 3:
-                    break
-            except OSError:
+                assert status["alerts"] == len(demo_scored()) + 1 and status["candidates"] == 3
+                break
+            except OSError:  # not listening yet, or 503 (HTTPError)
                 pass
             time.sleep(0.5)
         yield base

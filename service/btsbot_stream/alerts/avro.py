@@ -67,7 +67,8 @@ V = TypeVar("V")
 
 @dataclass(slots=True)
 class DecodedAlert:
-    """One alert record: projected fields, raw datum bytes and its schema."""
+    """One alert record: projected fields, raw datum bytes (of the leading fields only,
+    under a ``leading`` projection) and its schema."""
 
     record: dict[str, Any]
     datum: bytes
@@ -218,6 +219,8 @@ class AlertDecoder:
         return alerts
 
     def _read_records(self, block: bytes, count: int, schema: AlertSchema) -> list[DecodedAlert]:
+        if schema.partial:  # the first record's leading fields; its tail is left unread
+            count = min(count, 1)
         stream = io.BytesIO(block)
         limits = self.limits
         walk = schema.layout.needs_walk(len(block), limits.max_array_items)
@@ -236,7 +239,7 @@ class AlertDecoder:
                 raise RuntimeError(f"datum walk ended at {end}, fastavro at {position}")
             out.append(DecodedAlert(record, block[start:position], schema))  # type: ignore[arg-type]
             start = position
-        if start != len(block):
+        if start != len(block) and not schema.partial:
             raise InvalidAlert(
                 "avro_malformed",
                 f"{len(block) - start} bytes left over after {count} record(s): damaged datum",

@@ -28,10 +28,18 @@ from btsbot_stream.config import LimitSettings
 @dataclass(frozen=True)
 class Projection:
     """The fields a reader keeps: top-level field names, and field names per record type
-    (by short name); record types not named keep every field."""
+    (by short name); record types not named keep every field.
+
+    ``leading``: read the record only up to the last top-level field named (in the
+    writer's order) and leave the rest unread. A projection alone still makes fastavro
+    walk every later field to skip it (the history, the stamps); a reader of a few leading
+    fields of one alert per message stops instead. The unread tail is not checked, and a
+    block yields its first record only.
+    """
 
     top_level: frozenset[str]
     records: dict[str, frozenset[str]] = field(default_factory=dict)
+    leading: bool = False
 
 
 SCORING = Projection(
@@ -52,6 +60,7 @@ class AlertSchema:
     writer: Any
     reader: Any
     layout: Layout
+    partial: bool = False  # the writer is cut after the projection's leading fields
     extras: dict[str, Any] = field(default_factory=dict)  # caches of later stages
 
     @classmethod
@@ -78,6 +87,9 @@ class AlertSchema:
         if not (isinstance(schema, dict) and schema.get("type") in ("record", "error")):
             shown = json.dumps(schema)[:60]
             raise InvalidAlert("avro_malformed", f"top-level schema {shown} is not a record")
+        partial = projection.leading and _cut(schema, projection.top_level)
+        if partial:
+            schema = partial
         try:
             # Parsed with fastavro's marker, so schemaless_reader does not parse them
             # again on every message (that halves the decode time).
@@ -87,7 +99,8 @@ class AlertSchema:
             raise InvalidAlert(
                 "avro_malformed", f"embedded schema does not parse: {type(exc).__name__}: {exc}"
             ) from exc
-        return cls(decoded, writer, reader, Layout.of(writer, limits.max_nesting_depth))
+        layout = Layout.of(writer, limits.max_nesting_depth)
+        return cls(decoded, writer, reader, layout, partial=bool(partial))
 
 
 def _load_json(text: str, max_depth: int) -> Any:
@@ -111,6 +124,20 @@ def _load_json(text: str, max_depth: int) -> Any:
         elif isinstance(node, list):
             pending.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
     return schema
+
+
+def _cut(schema: dict[str, Any], names: frozenset[str]) -> dict[str, Any] | None:
+    """The top-level record up to its last field in ``names`` (the Avro binary of a
+    record is its fields in order, so these are read and the rest left), or None when
+    nothing is left out."""
+    fields = schema.get("fields")
+    if not isinstance(fields, list):
+        return None
+    last = max(
+        (i for i, f in enumerate(fields) if isinstance(f, dict) and f.get("name") in names),
+        default=len(fields) - 1,
+    )
+    return {**schema, "fields": fields[: last + 1]} if last + 1 < len(fields) else None
 
 
 def _short_name(name: str) -> str:

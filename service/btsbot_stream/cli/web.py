@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 import click
 
 from btsbot_stream.cli.follow_options import Connection, connection_options
 from btsbot_stream.cli.options import setting_option
 from btsbot_stream.config import WebSettings
+
+if TYPE_CHECKING:
+    from btsbot_stream.stream.health import Health, HealthServer
 
 _WEB = WebSettings()
 
@@ -31,6 +35,14 @@ def _loopback(host: str) -> bool:
     help="Address to listen on; keep 127.0.0.1 unless behind a proxy or with --token.",
 )
 @setting_option("web", _WEB, "port", type=click.IntRange(1, 65535))
+@setting_option(
+    "web",
+    _WEB,
+    "metrics_port",
+    type=click.IntRange(0, 65535),
+    help="/metrics (counts, no alert data), /healthz and /readyz, on --host, without the "
+    "token; 0: any free port.",
+)
 @setting_option(
     "web",
     _WEB,
@@ -74,6 +86,7 @@ def web(
     connection: Connection,
     host: str,
     port: int,
+    metrics_port: int,
     window_hours: float,
     window_alerts: int,
     candidates: bool,
@@ -88,6 +101,7 @@ def web(
     """
     import uvicorn
 
+    from btsbot_stream import __version__, metrics
     from btsbot_stream.web.app import create_app
     from btsbot_stream.web.feed import WindowFeed
     from btsbot_stream.web.fetch import MessageFetcher
@@ -98,6 +112,7 @@ def web(
     settings = WebSettings(
         host=host,
         port=port,
+        metrics_port=metrics_port,
         window_hours=window_hours,
         window_alerts=window_alerts,
         token=token,
@@ -118,13 +133,37 @@ def web(
         connection.scored_topic,
         connection.candidates_topic if candidates else None,
     )
+    # The ports first, then the broker: a port in use is the quicker thing to report.
+    server = _metrics_server(feed.health, host, settings.metrics_port)
     feed.check()  # unreachable broker, unknown topic, refused access: stop here, clearly
     fetcher = MessageFetcher(connection.bootstrap, connection.properties)
     state = WebState(window, ObjectPages(window, fetcher, settings.fetch_cache), feed)
     app = create_app(state, token=token)
+    metrics.BUILD.info(
+        {
+            "version": __version__,
+            "stage": "web",
+            "window": f"{settings.window_hours:g} h, {settings.window_alerts} alerts",
+        }
+    )
     shown = "localhost" if _loopback(host) else host
     click.echo(f"btsbot-stream web: http://{shown}:{port}{root_path}/", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")
+        with server:
+            click.echo(f"/metrics, /healthz, /readyz: http://{shown}:{server.port}/", err=True)
+            uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning")
     finally:
         fetcher.close()
+
+
+def _metrics_server(health: Health, host: str, port: int) -> HealthServer:
+    """The stages' HTTP endpoints (/metrics, /healthz, /readyz), on the page's host."""
+    from btsbot_stream.stream.health import HealthServer
+
+    try:
+        return HealthServer(health, host, port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} for /metrics and /readyz ({exc.strerror}): "
+            "another stage on this host uses the port? --metrics-port N (0: any free port)"
+        ) from exc

@@ -6,7 +6,9 @@ stage do (:class:`~btsbot_stream.alerts.avro.AlertDecoder`: the same limits, bou
 inflate, each writer schema parsed once) under a *projected* reader schema that keeps
 only the fields a view needs, so fastavro skips the rest (forced photometry, most
 candidate columns, and the stamps when they are not wanted). Record types a projection
-does not name (the ``btsbot`` scores) are kept whole.
+does not name (the ``btsbot`` scores) are kept whole. :data:`HEAD` reads only the fields
+ahead of the history and stops there: fastavro skips nothing (the scores then come from
+the message's headers).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ HISTORY_VIEW = frozenset(
 ROW = Projection(  # a list row: no history, no stamps
     frozenset({"objectId", "candid", "candidate", FIELD}),
     {"candidate": CANDIDATE_VIEW},
+)
+HEAD = Projection(  # a list row without its scores (the headers have them): ~7x faster
+    frozenset({"objectId", "candid", "candidate"}),
+    {"candidate": CANDIDATE_VIEW},
+    leading=True,
 )
 PAGE = Projection(  # an object page: history and stamps too
     frozenset({"objectId", "candid", "candidate", "prv_candidates", FIELD, *STAMP_ORDER}),

@@ -33,13 +33,21 @@ CONFIG_ERRORS = {
 } - {None}
 
 
-class Connectivity:
-    """Brokers reachable by each client, and the consumer's group membership."""
+def any_broker_up(stats: dict[str, Any]) -> bool:
+    """Whether a client's statistics show a connection up to a broker (not only to the
+    bootstrap address)."""
+    brokers = stats.get("brokers", {}).values()
+    return any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers)
 
-    def __init__(self, health: Health) -> None:
+
+class Connectivity:
+    """Brokers reachable by each client, and the consumer's group membership (``grouped``:
+    a client only ever assigned partitions, as the scanning page's, joins none)."""
+
+    def __init__(self, health: Health, grouped: bool = True) -> None:
         self._health = health
         self.brokers_up: dict[str, bool] = {}
-        self.joined = False
+        self.joined = not grouped
         self._settled_reports = 0
 
     def reachable(self, client: str, up: bool) -> None:
@@ -93,9 +101,7 @@ class ClientWatch:
     def on_stats(self, stats_json: str) -> None:
         stats = json.loads(stats_json)
         if self._connectivity is not None:
-            brokers = stats.get("brokers", {}).values()
-            up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers)
-            self._connectivity.reachable(self.client, up)
+            self._connectivity.reachable(self.client, any_broker_up(stats))
             if "cgrp" in stats:
                 self._connectivity.group_state(stats["cgrp"])
         for topic, info in stats.get("topics", {}).items():

@@ -6,12 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from btsbot_stream import __version__
 from btsbot_stream.web import api, pages
+from btsbot_stream.web.observe import RequestMetrics, start_metrics
 from btsbot_stream.web.security import SecurityHeaders, TokenGate
 from btsbot_stream.web.views import WebState
+
+HEALTHZ = "/healthz"
 
 DESCRIPTION = """\
 Read-only JSON behind every page of the BTSbot scanning page. Each page's URL with
@@ -22,7 +27,13 @@ ICRS degrees. When the server runs with a token, send `Authorization: Bearer <to
 
 
 def create_app(state: WebState, token: str | None = None) -> FastAPI:
-    """The application over a window; the feed (if any) starts and stops with it."""
+    """The application over a window; the feed (if any) starts and stops with it.
+
+    ``/healthz`` (open, no token) answers 503 once the feed's thread has died: the
+    page would show a window that never changes. Readiness and ``/metrics`` are on the
+    metrics port (``btsbot-stream web --metrics-port``), not here, so an ingress that
+    exposes the page does not expose them.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -47,11 +58,22 @@ def create_app(state: WebState, token: str | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("btsbot_stream.web", "static")]), name="static")
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    @app.get(HEALTHZ, include_in_schema=False, response_model=None)
+    def healthz() -> dict[str, str] | PlainTextResponse:
+        health = state.feed.health if state.feed is not None else None
+        if health is not None and not health.alive:
+            return PlainTextResponse(health.why_not_alive + "\n", status_code=503)
         return {"status": "ok"}
 
     if token:
-        app.add_middleware(TokenGate, token=token, open_paths=("/static/", "/healthz"))
+        app.add_middleware(TokenGate, token=token, open_paths=("/static/", HEALTHZ))
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)  # outermost: refused requests are timed too
+    routes = [
+        r.path
+        for router in (api.router, pages.router)
+        for r in router.routes
+        if isinstance(r, APIRoute)
+    ]
+    start_metrics(state.window, [*routes, HEALTHZ, app.openapi_url or "/openapi.json"])
     return app

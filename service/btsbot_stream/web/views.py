@@ -85,6 +85,7 @@ def status_document(state: WebState) -> StatusOut:
     window = state.window
     published = window.published_range()
     feed = state.feed.status if state.feed is not None else None
+    caught_up = state.feed is not None and state.feed.catch_up.done
     return StatusOut(
         alerts=len(window),
         candidates=window.event_count,
@@ -103,6 +104,7 @@ def status_document(state: WebState) -> StatusOut:
                 "waiting_for": feed.waiting_for,
                 "lag": feed.lag,
                 "problem": feed.problem,
+                "caught_up": caught_up,
             }
             if feed is not None
             else {}
