@@ -11,12 +11,19 @@ from typing import Any
 
 import click
 
-from btsbot_stream.config import Device, EngineSettings, KafkaSettings, LimitSettings
+from btsbot_stream.config import (
+    Device,
+    EngineSettings,
+    KafkaSettings,
+    LimitSettings,
+    PreparationSettings,
+)
 
 __all__ = ["Device"]
 
 _ENGINE = EngineSettings()  # the one place engine defaults live
 _LIMITS = LimitSettings()
+_PREPARATION = PreparationSettings()
 
 
 class _ListOption(click.Option):
@@ -179,3 +186,49 @@ def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help=f"Limit: {fields[name].description}.",
         )(with_limits)
     return with_limits
+
+
+class _Processes(click.ParamType):
+    """``auto`` or a count of worker processes (0: a thread of this process)."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number of processes", param, ctx)
+        if count < 0:
+            self.fail("the number of processes cannot be negative", param, ctx)
+        return count
+
+
+def preparation_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--processes`` and ``--slots``; the command receives them as ``preparation``."""
+
+    @functools.wraps(command)
+    def with_preparation(*args: Any, processes: int | str, slots: int, **kwargs: Any) -> Any:
+        preparation = PreparationSettings(processes=processes, slots=slots)
+        return command(*args, preparation=preparation, **kwargs)
+
+    fields = PreparationSettings.model_fields
+    with_preparation = click.option(
+        "--slots",
+        type=click.IntRange(min=2),
+        default=_PREPARATION.slots,
+        show_default=True,
+        envvar="BTSBOT_PREPARATION__SLOTS",
+        show_envvar=True,
+        help=f"Preparation: {fields['slots'].description}.",
+    )(with_preparation)
+    return click.option(
+        "--processes",
+        type=_Processes(),
+        default=_PREPARATION.processes,
+        show_default=True,
+        envvar="BTSBOT_PREPARATION__PROCESSES",
+        show_envvar=True,
+        help=f"Preparation (decode, stamps, features): {fields['processes'].description}.",
+    )(with_preparation)
