@@ -10,6 +10,7 @@ that met a schema registry that was away (``registry_down``), which the caller m
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from btsbot_stream.workers.decoding import Decoding
 from btsbot_stream.workers.pool import WorkerPool
 from btsbot_stream.workers.worker import PrepareFn
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -86,6 +88,7 @@ def make_preparer(
     """The preparer the settings ask for (starts the workers: fails fast)."""
     processes = resolve_processes(preparation, engine)
     if processes == 0:
+        log.info("preparation: in a thread of this process")
         return InlinePreparer(decoding, prepare)
     return WorkerPool(decoding, processes, preparation.slots, engine.batch_size, prepare)
 
