@@ -62,13 +62,56 @@ def make_alerts(source: Path, count: int, folder: Path) -> list[bytes]:
     for i in range(count):
         schema, record = originals[i % len(originals)]
         copy = i // len(originals)
-        record["candid"] = record["candidate"]["candid"] = record["candid"] % 10**17 + copy * 10**17
+        record["candid"] = record["candidate"]["candid"] = record["candid"] % 10**16 + copy * 10**16
         buf = io.BytesIO()
         fastavro.writer(buf, schema, [record])
         packets.append(buf.getvalue())
         if i < 2000:  # enough for the file-based comparison
             (folder / f"{i}.avro").write_bytes(buf.getvalue())
     return packets
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and its live descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+class CpuSampler(threading.Thread):
+    """(wall time, CPU seconds) of each watched process tree, four times a second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.25):
+            self.samples.append((time.time(), {k: tree_cpu(p) for k, p in self.pids.items()}))
+
+    def per_alert_ms(self, start: float, end: float, alerts: int) -> dict[str, float]:
+        """CPU milliseconds per alert of each tree between two wall times."""
+        first = min(self.samples, key=lambda s: abs(s[0] - start))[1]
+        last = min(self.samples, key=lambda s: abs(s[0] - end))[1]
+        return {k: 1000 * (last[k] - first[k]) / alerts for k in self.pids}
 
 
 def produce(bootstrap: str, topic: str, packets: list[bytes], rate: float | None = None) -> None:
@@ -194,12 +237,20 @@ def main() -> None:
 
         produce(b, "in-sustained", packets)
         proc = service(b, "in-sustained", "out-sustained", args, tmp, idle=5)
+        broker = getattr(getattr(kafka, "_proc", None), "pid", None)
+        sampler = CpuSampler({"service": proc.pid, **({"broker": broker} if broker else {})})
+        sampler.start()
         stamps = read_timestamps(b, "out-sustained", len(packets), timeout=900)
+        sampler.stop.set()
         proc.wait(300)
         times = sorted(stamps.values())
         rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
         result["sustained_alerts_per_s"] = rate
         result["fraction_of_score_cli"] = rate / file_rate
+        # where the two cores went between the first and the last output
+        result["sustained_cpu_ms_per_alert"] = sampler.per_alert_ms(
+            times[0] / 1000, times[-1] / 1000, len(times)
+        )
 
         proc = service(b, "in-latency", "out-latency", args, tmp, idle=None)
         time.sleep(8)  # models loaded, group joined
