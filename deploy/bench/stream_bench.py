@@ -2,13 +2,19 @@
 
 1. sustained: N alerts already in the input topic, the service started; alerts/s between
    the first and the last output (producer timestamps), against ``btsbot-stream bench
-   --stage score`` (the file-based end-to-end rate) on the same alerts.
+   --stage score`` (the file-based end-to-end rate) on the same alerts, with the same
+   model and preparation (``--model``, ``--processes``).
 2. latency: alerts replayed at half the sustained rate; per-alert output time minus input
    time (both Kafka CreateTime), p50/p99.
 3. burst: the service idle and warm, N alerts produced at once; time from the first
    input to the last output.
 
-Usage: python deploy/bench/stream_bench.py --shared ../shared [--alerts 10000] [--json F]
+The alerts are the repository's demo sample (or ``--source``, e.g.
+``../shared/data/ztf/alerts``), repeated under new candids; the model comes from the
+repository's ``models/`` (or ``--models-dir``).
+
+Usage: python deploy/bench/stream_bench.py [--source DIR] [--alerts 10000]
+       [--model btsbot-v1.0.1] [--processes auto] [--models-dir models] [--json F]
 """
 
 from __future__ import annotations
@@ -36,14 +42,17 @@ from btsbot_stream.alerts.sources import SourceItem
 from btsbot_stream.stream.replay import replay
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "kafka"))
 from local_kafka import LocalKafka, _free_port  # noqa: E402
 
 
-def make_alerts(shared: Path, count: int, folder: Path) -> list[bytes]:
+def make_alerts(source: Path, count: int, folder: Path) -> list[bytes]:
     """``count`` real alerts (good ones, repeated under new candids), as packets."""
     originals = []
-    for path in sorted((shared / "data/ztf/alerts").rglob("*.avro")):
+    for path in sorted(source.rglob("*.avro")):
+        if "odd" in path.parts:  # the demo sample's damaged packets: not alerts to time
+            continue
         with path.open("rb") as fh:
             reader = fastavro.reader(fh)
             (record,) = reader
@@ -53,13 +62,56 @@ def make_alerts(shared: Path, count: int, folder: Path) -> list[bytes]:
     for i in range(count):
         schema, record = originals[i % len(originals)]
         copy = i // len(originals)
-        record["candid"] = record["candidate"]["candid"] = record["candid"] % 10**17 + copy * 10**17
+        record["candid"] = record["candidate"]["candid"] = record["candid"] % 10**16 + copy * 10**16
         buf = io.BytesIO()
         fastavro.writer(buf, schema, [record])
         packets.append(buf.getvalue())
         if i < 2000:  # enough for the file-based comparison
             (folder / f"{i}.avro").write_bytes(buf.getvalue())
     return packets
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and its live descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+class CpuSampler(threading.Thread):
+    """(wall time, CPU seconds) of each watched process tree, four times a second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.25):
+            self.samples.append((time.time(), {k: tree_cpu(p) for k, p in self.pids.items()}))
+
+    def per_alert_ms(self, start: float, end: float, alerts: int) -> dict[str, float]:
+        """CPU milliseconds per alert of each tree between two wall times."""
+        first = min(self.samples, key=lambda s: abs(s[0] - start))[1]
+        last = min(self.samples, key=lambda s: abs(s[0] - end))[1]
+        return {k: 1000 * (last[k] - first[k]) / alerts for k in self.pids}
 
 
 def produce(bootstrap: str, topic: str, packets: list[bytes], rate: float | None = None) -> None:
@@ -107,12 +159,16 @@ def input_timestamps(bootstrap: str, topic: str, partitions: int) -> dict[int, i
     return out
 
 
-def service(bootstrap: str, topic: str, out: str, shared: Path, tmp: Path, idle: float | None):
+def service(
+    bootstrap: str, topic: str, out: str, args: argparse.Namespace, tmp: Path, idle: float | None
+):
     config = tmp / f"{out}.toml"
+    processes = args.processes if args.processes == "auto" else int(args.processes)
     config.write_text(
         f'[kafka]\nbootstrap_servers = "{bootstrap}"\ngroup_id = "{out}"\n'
         f'input_topics = ["{topic}"]\noutput_topic = "{out}"\ndead_letter_topic = "{out}-dlq"\n'
-        f'[engine]\nmodels_dir = "{shared / "models"}"\ndevice = "cpu"\n'
+        f'[engine]\nmodels = ["{args.model}"]\nmodels_dir = "{args.models_dir.resolve()}"\n'
+        f'device = "cpu"\n[preparation]\nprocesses = {json.dumps(processes)}\n'
         f"[observability]\nmetrics_port = {_free_port()}\n"
     )
     args = [sys.executable, "-m", "btsbot_stream", "run", "--config", str(config)]
@@ -124,7 +180,10 @@ def service(bootstrap: str, topic: str, out: str, shared: Path, tmp: Path, idle:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--source", type=Path, default=REPO / "deploy" / "demo" / "alerts")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "models")
+    parser.add_argument("--model", default="btsbot-v1.0.1")
+    parser.add_argument("--processes", default="auto", help="preparation.processes")
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--json", type=Path)
@@ -135,10 +194,13 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "command": "python deploy/bench/stream_bench.py " + " ".join(sys.argv[1:]),
         "alerts": args.alerts,
-        "model": "btsbot-v1.0.1",
+        "source": str(args.source),
+        "model": args.model,
+        "processes": args.processes,
+        "load_average_before": os.getloadavg(),
     }
     (tmp / "files").mkdir()
-    packets = make_alerts(args.shared, args.alerts, tmp / "files")
+    packets = make_alerts(args.source, args.alerts, tmp / "files")
     # the file-based reference on the same alerts
     bench = subprocess.run(
         [
@@ -150,7 +212,11 @@ def main() -> None:
             "--stage",
             "score",
             "--models-dir",
-            str(args.shared / "models"),
+            str(args.models_dir),
+            "--model",
+            args.model,
+            "--processes",
+            args.processes,
             "--device",
             "cpu",
             "--repeat",
@@ -170,15 +236,23 @@ def main() -> None:
             admin.create_topics([NewTopic(name, num_partitions=4)])[name].result(30)
 
         produce(b, "in-sustained", packets)
-        proc = service(b, "in-sustained", "out-sustained", args.shared, tmp, idle=5)
+        proc = service(b, "in-sustained", "out-sustained", args, tmp, idle=5)
+        broker = getattr(getattr(kafka, "_proc", None), "pid", None)
+        sampler = CpuSampler({"service": proc.pid, **({"broker": broker} if broker else {})})
+        sampler.start()
         stamps = read_timestamps(b, "out-sustained", len(packets), timeout=900)
+        sampler.stop.set()
         proc.wait(300)
         times = sorted(stamps.values())
         rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
         result["sustained_alerts_per_s"] = rate
         result["fraction_of_score_cli"] = rate / file_rate
+        # where the two cores went between the first and the last output
+        result["sustained_cpu_ms_per_alert"] = sampler.per_alert_ms(
+            times[0] / 1000, times[-1] / 1000, len(times)
+        )
 
-        proc = service(b, "in-latency", "out-latency", args.shared, tmp, idle=None)
+        proc = service(b, "in-latency", "out-latency", args, tmp, idle=None)
         time.sleep(8)  # models loaded, group joined
         n = int(rate / 2 * args.latency_seconds)
         produce(b, "in-latency", packets[:n], rate=rate / 2)
@@ -194,7 +268,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(60)
 
-        proc = service(b, "in-burst", "out-burst", args.shared, tmp, idle=None)
+        proc = service(b, "in-burst", "out-burst", args, tmp, idle=None)
         time.sleep(8)
         t0 = time.time()
         producer = threading.Thread(target=produce, args=(b, "in-burst", packets))
@@ -207,6 +281,7 @@ def main() -> None:
         }
         proc.terminate()
         proc.wait(60)
+    result["load_average_after"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -1,3 +1,4 @@
 from btsbot_stream.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes import this module again: not a second CLI
+    main()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -231,6 +231,26 @@ class LimitSettings(BaseModel):
     )
 
 
+class PreparationSettings(BaseModel):
+    """Decode + stamps + features: in worker processes, or in a thread of this process
+    (``btsbot-stream run``, ``score`` and ``bench`` alike). See docs/design.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    processes: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        default="auto",
+        description="worker processes; 0: a thread of this process; auto: 0 on one core, "
+        "the cores less one with a GPU, on a CPU the cores engine.threads leaves (every "
+        "core when threads is 0 or all of them: workers and inference share them)",
+    )
+    slots: int = Field(
+        default=3,
+        ge=2,
+        description="batches the workers may hold at once in shared memory "
+        "(each batch_size x 47.7 kB); more wait for one to free",
+    )
+
+
 class ServiceSettings(BaseSettings):
     """Everything ``btsbot-stream run`` needs."""
 
@@ -245,6 +265,7 @@ class ServiceSettings(BaseSettings):
     decide: DecideSettings = DecideSettings()
 
     limits: LimitSettings = LimitSettings()
+    preparation: PreparationSettings = PreparationSettings()
     schema_dir: Path | None = None
     schema_registry: str | None = None
     registry: RegistrySettings = RegistrySettings()

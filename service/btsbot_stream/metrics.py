@@ -219,3 +219,20 @@ WEB_RESPONSES = Counter(
     ["status"],
     namespace=NAMESPACE,
 )
+
+# -- preparation across processes (issue #12) ---------------------------------------------
+PREPARATION_WORKERS = Gauge(
+    "preparation_workers",
+    "Preparation worker processes running (0: preparation in a thread of the service)",
+    namespace=NAMESPACE,
+)
+PREPARATION_WORKER_DEATHS = Counter(
+    "preparation_worker_deaths",
+    "Preparation workers that died (killed, crashed) and were replaced",
+    namespace=NAMESPACE,
+)
+PREPARATION_SLOTS_IN_USE = Gauge(
+    "preparation_slots_in_use",
+    "Shared-memory batch slots held (all in use: new batches wait)",
+    namespace=NAMESPACE,
+)

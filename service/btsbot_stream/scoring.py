@@ -12,6 +12,7 @@ an unreachable schema registry) go through: they are not the message's fault.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -70,7 +71,7 @@ def check_models(models: Sequence[OnnxModel]) -> None:
             )
 
 
-def _internal_error(exc: Exception, stage: str) -> Reject:
+def internal_error(exc: Exception, stage: str) -> Reject:
     """An exception nobody foresaw, as this input's outcome (the process goes on)."""
     kind = type(exc).__name__
     _unforeseen.error(
@@ -93,7 +94,7 @@ def prepare_message(decoder: AlertDecoder, data: bytes) -> PreparedMessage:
     except BtsbotError:
         raise  # process-level, e.g. the schema registry unreachable
     except Exception as exc:
-        return PreparedMessage([], _internal_error(exc, "decoding"))
+        return PreparedMessage([], internal_error(exc, "decoding"))
     records: list[tuple[DecodedAlert, Prepared | Reject]] = []
     for alert in alerts:
         try:
@@ -101,9 +102,32 @@ def prepare_message(decoder: AlertDecoder, data: bytes) -> PreparedMessage:
         except BtsbotError:
             raise
         except Exception as exc:
-            prepared = _internal_error(exc, "preparation")
+            prepared = internal_error(exc, "preparation")
         records.append((alert, prepared))
     return PreparedMessage(records)
+
+
+def model_inputs(valid: list[Prepared]) -> tuple[np.ndarray, np.ndarray, list[int] | None]:
+    """The batch arrays for ``valid`` and the array row of each (None: row i is valid[i]).
+
+    Alerts prepared into one shared-memory slot are rows of it, in order: the slot's rows
+    from the first to the last go to the models as they are (no copy), rows of rejected
+    or dropped messages between them included and their scores ignored, as long as such
+    holes are at most an eighth of the span (a batch of bad messages costs no inference).
+    Otherwise the rows are gathered (one copy), or stacked for alerts prepared in-process.
+    """
+    rows = valid[0].rows
+    if rows is not None and all(p.rows is rows for p in valid):
+        first, last = valid[0].row, valid[-1].row
+        span = last - first + 1
+        increasing = all(a.row < b.row for a, b in itertools.pairwise(valid))
+        if increasing and (span - len(valid)) * 8 <= span:
+            positions = None if span == len(valid) else [p.row - first for p in valid]
+            return rows.triplets[first : last + 1], rows.metadata[first : last + 1], positions
+        picked = [p.row for p in valid]
+        return rows.triplets[picked], rows.metadata[picked], None
+    triplets, meta = stack(valid)
+    return triplets, meta, None
 
 
 class Scorer:
@@ -138,7 +162,7 @@ class Scorer:
         return results
 
     def _run_models(self, valid: list[Prepared], slots: list[Outcome]) -> None:
-        triplets, meta = stack(valid)
+        triplets, meta, positions = model_inputs(valid)
         metrics.BATCH_SIZE.observe(len(valid))
         for model in self.models:
             started = time.perf_counter()
@@ -150,10 +174,12 @@ class Scorer:
                     outcome.reject = Reject("inference_failed", f"{model.name}: {exc}")
                 return
             metrics.INFERENCE_SECONDS.labels(model.name).observe(time.perf_counter() - started)
-            if len(probabilities) != len(slots):
+            if len(probabilities) != len(triplets):
                 raise ModelIntegrityError(
-                    f"model {model.name} returned {len(probabilities)} scores for {len(slots)}"
+                    f"model {model.name} returned {len(probabilities)} scores for {len(triplets)}"
                 )
+            if positions is not None:
+                probabilities = probabilities[positions]
             for outcome, p in zip(slots, probabilities.tolist(), strict=True):
                 outcome.scores[model.name] = p
             metrics.ALERTS_SCORED.labels(model.name).inc(len(slots))
@@ -164,8 +190,11 @@ class Scorer:
                 outcome.scores = {}
 
 
-def load_scorer(engine: EngineSettings) -> Scorer:
-    """Load, check and warm up every model (fails fast, with the fix, on any problem)."""
+def load_scorer(engine: EngineSettings, spinning: bool = True) -> Scorer:
+    """Load, check and warm up every model (fails fast, with the fix, on any problem).
+
+    ``spinning``: ONNX Runtime's threads spin-wait between batches (off when preparation
+    workers share the cores)."""
     names = engine.models
     if not names:
         raise ConfigError("no model given: pass --model NAME (e.g. btsbot-v1.0.1)")
@@ -188,6 +217,7 @@ def load_scorer(engine: EngineSettings) -> Scorer:
             options,
             engine.batch_buckets,
             engine.on_missing_gpu == "degrade",
+            spinning,
         )
         if engine.warmup:
             model.warm_up()

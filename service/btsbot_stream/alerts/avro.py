@@ -157,7 +157,18 @@ class AlertDecoder:
             raise InvalidAlert(found.reason, found.detail)
         return found
 
-    def _decode_wire(self, data: bytes) -> DecodedAlert:
+    def schema_of(self, data: bytes) -> AlertSchema:
+        """The writer schema of a message (from the caches when seen before), without
+        reading its records: how a process that did not decode the message itself (the
+        parent of preparation workers) finds it. Raises :class:`InvalidAlert` as
+        :meth:`decode` would."""
+        if data[:4] == CONTAINER_MAGIC:
+            return self._container_schema(data, io.BytesIO(data))[0]
+        if len(data) > 5 and data[0] == WIRE_MAGIC:
+            return self._wire_schema(data)
+        raise InvalidAlert("avro_malformed", "neither an Avro container file nor a wire message")
+
+    def _wire_schema(self, data: bytes) -> AlertSchema:
         schema_id = int.from_bytes(data[1:5], "big")
         registry = self._registry
         if registry is None:
@@ -175,17 +186,25 @@ class AlertDecoder:
                 )
             return text
 
-        schema = self._parsed(self._by_id, schema_id, fetch)
-        return self._read_records(data[5:], 1, schema)[0]
+        return self._parsed(self._by_id, schema_id, fetch)
 
-    def _decode_container(self, data: bytes) -> list[DecodedAlert]:
-        stream = io.BytesIO(data)
+    def _decode_wire(self, data: bytes) -> DecodedAlert:
+        return self._read_records(data[5:], 1, self._wire_schema(data))[0]
+
+    def _container_schema(
+        self, data: bytes, stream: io.BytesIO
+    ) -> tuple[AlertSchema, dict[str, Any]]:
         header = _read_framing(stream, _HEADER, "the container header")
         meta: dict[str, bytes] = header["meta"]
         text = meta.get("avro.schema")
         if text is None:
             raise InvalidAlert("avro_malformed", "container header has no avro.schema")
-        schema = self._parsed(self._by_text, text, lambda: text)
+        return self._parsed(self._by_text, text, lambda: text), header
+
+    def _decode_container(self, data: bytes) -> list[DecodedAlert]:
+        stream = io.BytesIO(data)
+        schema, header = self._container_schema(data, stream)
+        meta: dict[str, bytes] = header["meta"]
         codec = meta.get("avro.codec", b"null")
         if codec not in (b"null", b"deflate", b"snappy"):
             raise InvalidAlert("avro_malformed", f"unsupported Avro codec {codec[:40]!r}")

@@ -12,12 +12,24 @@ from btsbot_stream.alerts.features import metadata_vector
 from btsbot_stream.alerts.stamps import MAX_STAMP_BYTES, triplet
 
 
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """Arrays of a whole batch that prepared alerts can be rows of (a shared-memory slot
+    written by a preparation worker), so a batch laid out in order reaches the models
+    without a copy."""
+
+    triplets: np.ndarray  # (capacity, 63, 63, 3) float32
+    metadata: np.ndarray  # (capacity, 25) float32
+
+
 @dataclass(slots=True)
 class Prepared:
     """What the models need for one alert."""
 
     triplet: np.ndarray  # (63, 63, 3) float32
     metadata: np.ndarray  # (25,) float32
+    rows: Rows | None = None  # the batch arrays ``triplet`` and ``metadata`` are row ``row`` of
+    row: int = -1
 
 
 def identity(alert: DecodedAlert) -> tuple[str | None, int | None]:

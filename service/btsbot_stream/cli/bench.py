@@ -1,9 +1,12 @@
 """``btsbot-stream bench``: alerts/s of one stage, measured the same way by anyone.
 
 Inputs are read into memory first, so file I/O is not measured. Each figure is the
-median of ``--repeat`` passes over all inputs. ``--baseline`` also measures the plain
-way (``fastavro.reader`` + astropy for decode/features; one alert at a time through
-decode, preparation and the models for score) on the same inputs, and the speed-up.
+median of ``--repeat`` passes over all inputs. ``--processes N`` prepares in N worker
+processes (``features``: batches of ``--batch-size`` through the pool; ``score``: the
+same pool feeding the models), 0 in this process (``features``: one core, no thread).
+``--baseline`` also measures the plain way (``fastavro.reader`` + astropy for
+decode/features; one alert at a time through decode, preparation and the models for
+score) on the same inputs, and the speed-up.
 ``score`` also reports the models' own batched throughput on prepared inputs.
 """
 
@@ -17,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +33,11 @@ from btsbot_stream.alerts.avro import AlertDecoder
 from btsbot_stream.alerts.exceptions import InvalidAlert
 from btsbot_stream.alerts.prepare import Prepared, stack
 from btsbot_stream.alerts.sources import expand, read_items
-from btsbot_stream.background import prefetch
 from btsbot_stream.cli import options
-from btsbot_stream.config import EngineSettings
-from btsbot_stream.scoring import PreparedMessage, Scorer, load_scorer, prepare_message
+from btsbot_stream.config import EngineSettings, PreparationSettings
+from btsbot_stream.scoring import Scorer, load_scorer, prepare_message
+from btsbot_stream.workers import Decoding, Preparer, make_preparer, prepare_ahead
+from btsbot_stream.workers.cores import resolve_processes
 
 
 def _rate(n: int, fn: Callable[[], object], repeat: int) -> float:
@@ -56,15 +61,23 @@ def _reference_features(blobs: list[bytes]) -> None:
             continue
 
 
-def _end_to_end(blobs: list[bytes], scorer: Scorer, batch: int) -> None:
-    decoder = AlertDecoder()
+def _chunks(blobs: list[bytes], batch: int) -> Iterator[list[bytes]]:
+    for start in range(0, len(blobs), batch):
+        yield blobs[start : start + batch]
 
-    def chunks() -> Iterator[list[PreparedMessage]]:
-        for start in range(0, len(blobs), batch):
-            yield [prepare_message(decoder, d) for d in blobs[start : start + batch]]
 
-    for chunk in prefetch(chunks()):
-        scorer.score(chunk)
+def _prepare_all(blobs: list[bytes], preparer: Preparer, batch: int) -> None:
+    for _, prepared in prepare_ahead(preparer, _chunks(blobs, batch), list, ahead=1):
+        prepared.release()
+
+
+def _end_to_end(blobs: list[bytes], scorer: Scorer, preparer: Preparer, batch: int) -> None:
+    """``score``'s pipeline: the next batch prepared while this one is scored."""
+    for _, prepared in prepare_ahead(preparer, _chunks(blobs, batch), list, ahead=1):
+        try:
+            scorer.score(prepared.messages)
+        finally:
+            prepared.release()
 
 
 def _valid_inputs(blobs: list[bytes]) -> list[Prepared]:
@@ -88,6 +101,7 @@ def _valid_inputs(blobs: list[bytes]) -> list[Prepared]:
     "score: end to end through the models.",
 )
 @options.engine_options
+@options.preparation_options
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--baseline/--no-baseline", default=False, help="Also time the plain way.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -95,6 +109,7 @@ def bench(
     paths: tuple[Path, ...],
     stage: str,
     engine: EngineSettings,
+    preparation: PreparationSettings,
     repeat: int,
     baseline: bool,
     as_json: bool,
@@ -103,6 +118,7 @@ def bench(
     blobs = [item.data for item in read_items(expand(paths)) if item.failure is None]
     decoder = AlertDecoder()
     n = len(blobs)
+    processes = resolve_processes(preparation, engine)
     result: dict[str, Any] = {
         "stage": stage,
         "alerts": n,
@@ -128,23 +144,34 @@ def bench(
                 n, lambda: [reference.read_alerts(d) for d in blobs], repeat
             )
     elif stage == "features":
-        result["alerts_per_s"] = _rate(
-            n, lambda: [prepare_message(decoder, d) for d in blobs], repeat
-        )
+        result["processes"] = processes
+        if processes == 0:
+            result["alerts_per_s"] = _rate(
+                n, lambda: [prepare_message(decoder, d) for d in blobs], repeat
+            )
+        else:
+            result["batch_size"] = engine.batch_size
+            with closing(make_preparer(preparation, engine, Decoding())) as preparer:
+                result["alerts_per_s"] = _rate(
+                    n, lambda: _prepare_all(blobs, preparer, engine.batch_size), repeat
+                )
+            result["alerts_per_s_per_process"] = result["alerts_per_s"] / processes
         if baseline:
             result["baseline_alerts_per_s"] = _rate(n, lambda: _reference_features(blobs), repeat)
     else:
-        scorer = load_scorer(engine)
+        scorer = load_scorer(engine, spinning=processes == 0)
         triplets, meta = stack(_valid_inputs(blobs))
+        result["processes"] = processes
         result["models"] = list(engine.models)
         result["providers"] = {m.name: m.provider for m in scorer.models}
         result["batch_size"] = engine.batch_size
         result["model_only_alerts_per_s"] = _rate(
             len(triplets), lambda: [m.predict(triplets, meta) for m in scorer.models], repeat
         )
-        result["alerts_per_s"] = _rate(
-            n, lambda: _end_to_end(blobs, scorer, engine.batch_size), repeat
-        )
+        with closing(make_preparer(preparation, engine, Decoding())) as preparer:
+            result["alerts_per_s"] = _rate(
+                n, lambda: _end_to_end(blobs, scorer, preparer, engine.batch_size), repeat
+            )
         result["fraction_of_model_only"] = (
             result["alerts_per_s"] / result["model_only_alerts_per_s"]
         )

@@ -7,24 +7,22 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import IO
 
 import click
 
 from btsbot_stream import config, logs
-from btsbot_stream.alerts.avro import AlertDecoder
-from btsbot_stream.alerts.registry import make_registry
 from btsbot_stream.alerts.sources import expand
-from btsbot_stream.background import prefetch
 from btsbot_stream.cli import options
-from btsbot_stream.cli.score import prepared_chunks
+from btsbot_stream.cli.score import read_chunks, scored_chunks
 from btsbot_stream.config import DecideSettings, EngineSettings
 from btsbot_stream.decisions.alerts import ScoredAlert
 from btsbot_stream.decisions.events import candidate_event
 from btsbot_stream.decisions.replay import replay_objects
 from btsbot_stream.scoring import Scorer, load_scorer
+from btsbot_stream.workers import Decoding, InlinePreparer
 
 
 @click.command()
@@ -96,21 +94,25 @@ def decide(
 def _scored_alerts(
     paths: tuple[Path, ...],
     scorer: Scorer,
-    decoder: AlertDecoder,
+    decoding: Decoding,
     batch_size: int,
     counts: collections.Counter[str],
 ) -> Iterator[tuple[str, ScoredAlert]]:
     files = expand(paths)
     counts["files"] = len(files)
-    for chunk in prefetch(prepared_chunks(files, decoder, batch_size, None)):
-        for outcomes in scorer.score([message for _, message in chunk]):
-            for outcome in outcomes:
-                if outcome.reject is not None or outcome.alert is None:
-                    counts[f"unscored:{outcome.reject.reason if outcome.reject else '?'}"] += 1
-                    continue
-                counts["scored"] += 1
-                candidate = outcome.alert.record["candidate"]
-                yield str(outcome.object_id), ScoredAlert.from_candidate(candidate, outcome.scores)
+    preparer = InlinePreparer(decoding)  # a replay is small: no worker processes
+    chunks = read_chunks(files, decoding.limits.max_message_bytes, batch_size, None)
+    with closing(preparer):
+        for chunk in scored_chunks(chunks, preparer, scorer):
+            for _, outcomes in chunk:
+                for outcome in outcomes:
+                    if outcome.reject is not None or outcome.alert is None:
+                        counts[f"unscored:{outcome.reject.reason if outcome.reject else '?'}"] += 1
+                        continue
+                    counts["scored"] += 1
+                    candidate = outcome.alert.record["candidate"]
+                    scored = ScoredAlert.from_candidate(candidate, outcome.scores)
+                    yield str(outcome.object_id), scored
 
 
 def _replay(
@@ -122,10 +124,10 @@ def _replay(
     schema_registry: str | None,
 ) -> None:
     scorer = load_scorer(engine)
-    decoder = AlertDecoder(make_registry(schema_dir, schema_registry))
+    decoding = Decoding(schema_dir=schema_dir, schema_registry=schema_registry)
     models = {m.name: {"version": m.card.version, "sha256": m.card.sha256} for m in scorer.models}
     counts: collections.Counter[str] = collections.Counter()
-    alerts = list(_scored_alerts(paths, scorer, decoder, engine.batch_size, counts))
+    alerts = list(_scored_alerts(paths, scorer, decoding, engine.batch_size, counts))
     saved: collections.Counter[str] = collections.Counter()
     with ExitStack() as stack:
         out: IO[str] = (

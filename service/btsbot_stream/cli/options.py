@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-from btsbot_stream.config import Device, EngineSettings, KafkaSettings, LimitSettings
+from btsbot_stream.config import (
+    Device,
+    EngineSettings,
+    KafkaSettings,
+    LimitSettings,
+    PreparationSettings,
+)
 
 __all__ = ["Device"]
 
@@ -36,6 +42,9 @@ def setting_option(
         show_envvar=True,
         **kwargs,
     )
+
+
+_PREPARATION = PreparationSettings()
 
 
 class _ListOption(click.Option):
@@ -209,3 +218,46 @@ def config_file(purpose: str) -> Callable[[Callable[..., Any]], Callable[..., An
         help=f"TOML or YAML settings file ({purpose}); BTSBOT_* environment variables override "
         "it (nested with '__', e.g. BTSBOT_KAFKA__BOOTSTRAP_SERVERS).",
     )
+
+
+class _Processes(click.ParamType):
+    """``auto`` or a count of worker processes (0: a thread of this process)."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither 'auto' nor a number of processes", param, ctx)
+        if count < 0:
+            self.fail("the number of processes cannot be negative", param, ctx)
+        return count
+
+
+def preparation_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--processes`` and ``--slots``; the command receives them as ``preparation``."""
+
+    @functools.wraps(command)
+    def with_preparation(*args: Any, processes: int | str, slots: int, **kwargs: Any) -> Any:
+        preparation = PreparationSettings(processes=processes, slots=slots)
+        return command(*args, preparation=preparation, **kwargs)
+
+    fields = PreparationSettings.model_fields
+    slots = setting_option(
+        "preparation",
+        _PREPARATION,
+        "slots",
+        type=click.IntRange(min=2),
+        help=f"Preparation: {fields['slots'].description}.",
+    )
+    processes = setting_option(
+        "preparation",
+        _PREPARATION,
+        "processes",
+        type=_Processes(),
+        help=f"Preparation (decode, stamps, features): {fields['processes'].description}.",
+    )
+    return processes(slots(with_preparation))

@@ -14,30 +14,26 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from btsbot_stream.alerts.avro import AlertDecoder
-from btsbot_stream.alerts.registry import make_registry
-from btsbot_stream.alerts.sources import expand, read_items
-from btsbot_stream.background import prefetch
+from btsbot_stream.alerts.sources import SourceItem, expand, read_items
 from btsbot_stream.cli import options
-from btsbot_stream.config import EngineSettings, LimitSettings
-from btsbot_stream.scoring import Outcome, PreparedMessage, load_scorer, prepare_message
+from btsbot_stream.config import EngineSettings, LimitSettings, PreparationSettings
+from btsbot_stream.scoring import Outcome, PreparedMessage, Scorer, load_scorer
+from btsbot_stream.workers import Decoding, Preparer, make_preparer, prepare_ahead
+from btsbot_stream.workers.cores import resolve_processes
 
-Chunk = list[tuple[str, PreparedMessage]]
+Scored = list[tuple[str, list[Outcome]]]
 
 
-def prepared_chunks(
-    files: list[Path], decoder: AlertDecoder, size: int, progress: Progress | None
-) -> Iterator[Chunk]:
-    """Messages of ``files`` decoded and prepared, ``size`` at a time: one entry per
-    packet, or per file or archive that could not be read."""
+def read_chunks(
+    files: list[Path], max_bytes: int, size: int, progress: Progress | None
+) -> Iterator[list[SourceItem]]:
+    """The messages of ``files``, ``size`` at a time: one item per packet, or per file
+    or archive that could not be read."""
     task = progress.add_task("scoring", total=len(files)) if progress else None
-    chunk: Chunk = []
+    chunk: list[SourceItem] = []
     for path in files:
-        for item in read_items([path], decoder.limits.max_message_bytes):
-            if item.failure is not None:
-                chunk.append((item.origin, PreparedMessage([], item.failure)))
-            else:
-                chunk.append((item.origin, prepare_message(decoder, item.data)))
+        for item in read_items([path], max_bytes):
+            chunk.append(item)
             if len(chunk) >= size:
                 yield chunk
                 chunk = []
@@ -45,6 +41,28 @@ def prepared_chunks(
             progress.advance(task)
     if chunk:
         yield chunk
+
+
+def scored_chunks(
+    chunks: Iterator[list[SourceItem]], preparer: Preparer, scorer: Scorer
+) -> Iterator[Scored]:
+    """Each chunk prepared (the next one while this one is scored) and scored: (origin,
+    outcomes) per item, in order. Raises ``RegistryUnavailable`` if the registry is away."""
+
+    def readable(chunk: list[SourceItem]) -> list[bytes]:
+        return [item.data for item in chunk if item.failure is None]
+
+    for chunk, batch in prepare_ahead(preparer, chunks, readable, ahead=1):
+        try:
+            prepared = iter(batch.messages)
+            messages = [
+                PreparedMessage([], item.failure) if item.failure is not None else next(prepared)
+                for item in chunk
+            ]
+            results = scorer.score(messages)
+        finally:
+            batch.release()
+        yield [(item.origin, outcomes) for item, outcomes in zip(chunk, results, strict=True)]
 
 
 def outcome_line(origin: str, outcome: Outcome) -> dict[str, Any]:
@@ -64,6 +82,7 @@ def outcome_line(origin: str, outcome: Outcome) -> dict[str, Any]:
 @options.schema_dir
 @options.schema_registry
 @options.limit_options
+@options.preparation_options
 @click.option(
     "--out",
     "out_path",
@@ -77,6 +96,7 @@ def score(
     schema_dir: Path | None,
     schema_registry: str | None,
     limits: LimitSettings,
+    preparation: PreparationSettings,
     out_path: Path,
 ) -> None:
     """Score alert packets (.avro files, folders, nightly .tar.gz archives).
@@ -87,11 +107,13 @@ def score(
     archive that cannot be read. Exits 0 when every input was gone through, even with
     per-alert errors; 1 on configuration or model problems.
     """
-    scorer = load_scorer(engine)
-    decoder = AlertDecoder(make_registry(schema_dir, schema_registry), limits)
+    scorer = load_scorer(engine, spinning=resolve_processes(preparation, engine) == 0)
+    decoding = Decoding(limits, schema_dir, schema_registry)
     files = expand(paths)
     counts: collections.Counter[str] = collections.Counter()
     with ExitStack() as stack:
+        preparer = make_preparer(preparation, engine, decoding)
+        stack.callback(preparer.close)
         out: IO[str] = (
             sys.stdout if str(out_path) == "-" else stack.enter_context(out_path.open("w"))
         )
@@ -106,9 +128,9 @@ def score(
                     console=Console(stderr=True),
                 )
             )
-        for chunk in prefetch(prepared_chunks(files, decoder, engine.batch_size, progress)):
-            results = scorer.score([message for _, message in chunk])
-            for (origin, _), outcomes in zip(chunk, results, strict=True):
+        chunks = read_chunks(files, limits.max_message_bytes, engine.batch_size, progress)
+        for scored in scored_chunks(chunks, preparer, scorer):
+            for origin, outcomes in scored:
                 for outcome in outcomes:
                     counts[outcome.reject.reason if outcome.reject else "scored"] += 1
                     out.write(json.dumps(outcome_line(origin, outcome)) + "\n")

@@ -68,6 +68,10 @@ class OnnxModel:
         engine build) once, at warm-up, never on a live batch. Empty: no padding.
     degrade : bool
         A GPU asked for and missing: run on the CPU with an error log instead of failing.
+    spinning : bool
+        Whether ONNX Runtime's idle threads spin-wait for work (quickest when the
+        session has its cores to itself; it takes CPU from preparation workers on the
+        same cores, so those turn it off).
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class OnnxModel:
         gpu_options: dict[str, Any] | None = None,
         buckets: Sequence[int] = (),
         degrade: bool = False,
+        spinning: bool = True,
     ) -> None:
         self.card = card
         self.buckets = sorted(set(buckets))
@@ -89,6 +94,8 @@ class OnnxModel:
         self.max_batch = self.buckets[-1] if self.buckets else min(max_batch or cap, cap)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # "auto" means whatever works: it may end on the CPU without failing.
         degrade = degrade or device == "auto"
@@ -179,8 +186,11 @@ def load_model(
     gpu_options: dict[str, Any] | None = None,
     buckets: Sequence[int] = (),
     degrade: bool = False,
+    spinning: bool = True,
 ) -> OnnxModel:
     """Find a model's card, check its file, open its session; fail fast with the fix."""
     card = find_card(name, models_dir)
     path = verify_file(card, models_dir)
-    return OnnxModel(card, path, device, threads, max_batch, gpu_options, buckets, degrade)
+    return OnnxModel(
+        card, path, device, threads, max_batch, gpu_options, buckets, degrade, spinning
+    )

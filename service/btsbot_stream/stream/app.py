@@ -1,6 +1,6 @@
 """Builds and runs the service: the HTTP endpoints first (probes answer during start-up),
-the signal handlers (they only ask to stop), the models (fail fast), the broker and topic
-checks, then the Kafka loop."""
+the signal handlers (they only ask to stop), the models and the preparation workers
+(fail fast), the broker and topic checks, then the Kafka loop."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from contextlib import ExitStack
 from types import FrameType
 
 from btsbot_stream import __version__, logs, metrics
-from btsbot_stream.alerts.avro import AlertDecoder
-from btsbot_stream.alerts.registry import make_registry
 from btsbot_stream.config import ServiceSettings
 from btsbot_stream.scoring import Scorer, load_scorer
 from btsbot_stream.stream.clients import make_admin
@@ -22,6 +20,7 @@ from btsbot_stream.stream.preflight import preflight
 from btsbot_stream.stream.preparation import Preparation
 from btsbot_stream.stream.service import ScoringService
 from btsbot_stream.stream.watch import ClientWatch
+from btsbot_stream.workers import Decoding, make_preparer, resolve_processes
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +58,13 @@ def run_service(settings: ServiceSettings, exit_when_idle: float | None = None) 
                 HealthServer(health, settings.observability.metrics_host, port)
             )
             log.info("metrics, /healthz and /readyz on port %d", server.port)
-        scorer = load_scorer(settings.engine)
-        decoder = AlertDecoder(
-            make_registry(settings.schema_dir, settings.schema_registry, settings.registry),
-            settings.limits,
+        decoding = Decoding(
+            settings.limits, settings.schema_dir, settings.schema_registry, settings.registry
         )
+        processes = resolve_processes(settings.preparation, settings.engine)
+        scorer = load_scorer(settings.engine, spinning=processes == 0)
+        preparer = make_preparer(settings.preparation, settings.engine, decoding)
+        stack.callback(preparer.close)  # closed by the service when it runs; idempotent
         _export_engine_metrics(settings, scorer)
         health.set("starting", "checking the brokers and topics")
         watch = ClientWatch("admin")
@@ -75,6 +76,6 @@ def run_service(settings: ServiceSettings, exit_when_idle: float | None = None) 
             if stop.is_set():  # SIGTERM while waiting for the brokers: a clean exit
                 return
             raise
-        preparation = Preparation(decoder, settings.registry, health)
+        preparation = Preparation(preparer, settings.registry, health)
         service = ScoringService(settings, scorer, preparation, health, limits, stop)
         service.run(exit_when_idle)

@@ -9,7 +9,7 @@ published as usual.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -17,6 +17,7 @@ from confluent_kafka import Message
 
 from btsbot_stream.scoring import PreparedMessage
 from btsbot_stream.stream.dead_letters import SourcePosition
+from btsbot_stream.workers import PreparedBatch
 
 TopicPartition = tuple[str, int]
 
@@ -47,7 +48,7 @@ class Consumed:
 @dataclass
 class Batch:
     items: list[Consumed]
-    prepared: Future[list[PreparedMessage]]
+    prepared: Future[Sequence[PreparedMessage]]
     revoked: set[TopicPartition] = field(default_factory=set)
 
     def live(self) -> list[tuple[Consumed, PreparedMessage]]:
@@ -57,6 +58,13 @@ class Batch:
             for item, prepared in zip(self.items, self.prepared.result(), strict=True)
             if item.tp not in self.revoked
         ]
+
+    def release(self) -> None:
+        """Hand the batch's shared memory back, if it holds any (once scored or dropped)."""
+        if self.prepared.done() and self.prepared.exception() is None:
+            prepared = self.prepared.result()
+            if isinstance(prepared, PreparedBatch):
+                prepared.release()
 
 
 class Pipeline:

@@ -9,8 +9,9 @@ Delivery guarantees (see docs/design.md):
 - exactly-once: each batch is one transaction holding its outputs and its input
   offsets; readers with ``isolation.level=read_committed`` see each output once.
 
-Each consumed batch is prepared (decode, stamps, features) in a worker thread while the
-batch before it is scored here, and published in consumption order. A bad alert is a
+Each consumed batch is prepared (decode, stamps, features) by the preparation workers
+(or a thread) while the batch before it is scored here, and published in consumption
+order; once scored, its shared memory goes back to the workers. A bad alert is a
 dead letter, never a stalled partition; a schema registry that is away pauses
 consumption until it answers. SIGTERM/SIGINT finish the batches in hand, flush, commit
 and exit 0.
@@ -29,7 +30,7 @@ from confluent_kafka import Consumer, Message
 
 from btsbot_stream import metrics
 from btsbot_stream.config import ServiceSettings
-from btsbot_stream.scoring import Scorer
+from btsbot_stream.scoring import PreparedMessage, Scorer
 from btsbot_stream.stream.clients import make_consumer, make_producer
 from btsbot_stream.stream.commits import Committer
 from btsbot_stream.stream.exceptions import FatalKafkaError
@@ -211,8 +212,13 @@ class _Loop:
             live = batch.live()
         except PreparationStopped:
             return
-        if not live:
-            return
+        try:
+            if live:
+                self._score_and_produce(live)
+        finally:
+            batch.release()
+
+    def _score_and_produce(self, live: list[tuple[Consumed, PreparedMessage]]) -> None:
         results = self.s.scorer.score([prepared for _, prepared in live])
         items = [(item, outcomes) for (item, _), outcomes in zip(live, results, strict=True)]
         if self.transactions is not None:
