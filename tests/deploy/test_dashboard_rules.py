@@ -433,6 +433,25 @@ SCENARIOS = (
         {"10m": {}, "45m": {"BtsbotWebFeedStalled": [{"instance": "w1"}]}},
     ),
     Scenario(
+        "one scorer's preparation workers keep dying, another lost one once",
+        {
+            'up{instance="p1", component="scorer"}': "1x40",
+            'up{instance="p2", component="scorer"}': "1x40",
+            'btsbot_alerts_consumed_total{instance="p1"}': "0+100x40",
+            'btsbot_alerts_published_total{instance="p1"}': "0+100x40",
+            'btsbot_alerts_consumed_total{instance="p2"}': "0+100x40",
+            'btsbot_alerts_published_total{instance="p2"}': "0+100x40",
+            'btsbot_preparation_worker_deaths_total{instance="p1"}': "0x5 0+1x35",
+            'btsbot_preparation_worker_deaths_total{instance="p2"}': "0 1x39",
+            'up{instance="d", component="decide"}': "1x40",
+            'btsbot_decide_alerts_total{instance="d", outcome="in_order"}': "0+100x40",
+        },
+        {
+            "5m": {},
+            "30m": {"BtsbotPreparationWorkersDying": [{"instance": "p1"}]},
+        },
+    ),
+    Scenario(
         "daytime: nothing published, so a page that reads nothing is not stalled",
         {
             'up{instance="s", component="scorer"}': "1x60",
