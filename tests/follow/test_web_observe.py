@@ -5,15 +5,12 @@ broker: tests/stream/test_web_ops.py."""
 
 from __future__ import annotations
 
-import socket
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from tests.probes import free_port, http_get, until
 
 from btsbot_stream.follow import kafka as follow_kafka
 from btsbot_stream.stream.health import HealthServer
@@ -143,30 +140,9 @@ def test_route_labels_are_a_fixed_set(client: TestClient) -> None:
 # --- /healthz and /readyz without a working feed ----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 def test_a_dead_feed_fails_healthz_on_both_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     window = Window(hours=48, max_alerts=100)
-    feed = WindowFeed(window, f"127.0.0.1:{_free_port()}", {}, "scored", None)
+    feed = WindowFeed(window, f"127.0.0.1:{free_port()}", {}, "scored", None)
 
     def broken() -> None:
         raise RuntimeError("a bug in the feed")
@@ -175,30 +151,32 @@ def test_a_dead_feed_fails_healthz_on_both_ports(monkeypatch: pytest.MonkeyPatch
     app = create_app(WebState(window, ObjectPages(window, None), feed))
     with HealthServer(feed.health, "127.0.0.1", 0) as server, TestClient(app) as client:
         base = f"http://127.0.0.1:{server.port}"
-        _until(lambda: not feed.health.alive, 30, "the feed's thread did not end")
+        until(lambda: not feed.health.alive, 30, "the feed's thread did not end")
         reply = client.get("/healthz")
         assert reply.status_code == 503
         assert "the window feed stopped: RuntimeError: a bug in the feed" in reply.text
-        assert _get(f"{base}/healthz")[0] == 503
+        assert http_get(f"{base}/healthz")[0] == 503
 
 
 def test_no_broker_is_not_ready_with_the_cause(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(follow_kafka, "METADATA_TIMEOUT_S", 1.0)
     window = Window(hours=48, max_alerts=100)
-    feed = WindowFeed(window, f"127.0.0.1:{_free_port()}", {}, "scored", None)
+    feed = WindowFeed(window, f"127.0.0.1:{free_port()}", {}, "scored", None)
     with HealthServer(feed.health, "127.0.0.1", 0) as server:
         base = f"http://127.0.0.1:{server.port}"
-        code, body = _get(f"{base}/readyz")
+        code, body = http_get(f"{base}/readyz")
         assert code == 503 and "not ready: starting: the window feed has not started" in body
         feed.start()
         try:
-            _until(lambda: "brokers_unreachable" in _get(f"{base}/readyz")[1], 60, "no cause given")
-            code, body = _get(f"{base}/readyz")
+            until(
+                lambda: "brokers_unreachable" in http_get(f"{base}/readyz")[1], 60, "no cause given"
+            )
+            code, body = http_get(f"{base}/readyz")
             assert code == 503
             assert "not ready: brokers_unreachable: no broker connection up (window feed)" in body
             assert "not ready: starting: no partition of 'scored' assigned yet" in body
-            assert _get(f"{base}/healthz")[0] == 200  # alive: waiting is not a fault
-            metrics = _get(f"{base}/metrics")[1]
+            assert http_get(f"{base}/healthz")[0] == 200  # alive: waiting is not a fault
+            metrics = http_get(f"{base}/metrics")[1]
             assert 'btsbot_not_ready{cause="brokers_unreachable"} 1.0' in metrics
             errors = REGISTRY.get_sample_value(
                 "btsbot_web_feed_errors_total", {"kind": "unreachable"}

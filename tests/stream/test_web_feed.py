@@ -5,12 +5,12 @@ reading the scored topic again, and keeps within its count bound."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 from follow_support import publish, publish_events
 from kafka_helpers import unique
 from local_kafka import LocalKafka
+from tests.probes import until
 
 from btsbot_stream.web import feed as feed_module
 from btsbot_stream.web.feed import WindowFeed
@@ -18,13 +18,6 @@ from btsbot_stream.web.window import Window
 from scored_alerts import candid_of, demo_scored
 
 pytestmark = pytest.mark.kafka
-
-
-def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 def test_feed_fills_the_window_and_adds_a_late_topic_without_rewinding(
@@ -38,12 +31,12 @@ def test_feed_fills_the_window_and_adds_a_late_topic_without_rewinding(
     feed.check()
     feed.start()
     try:
-        _until(lambda: len(window) == len(demo_scored()), 60, "scored alerts not read")
+        until(lambda: len(window) == len(demo_scored()), 60, "scored alerts not read")
         assert feed.status.waiting_for == [candidates]
         publish_events(
             kafka.bootstrap, candidates, [{"objectId": "ZTF20aajcdad", "policy": "bts_p2"}]
         )
-        _until(lambda: window.event_count == 1, 60, "candidate event not read")
+        until(lambda: window.event_count == 1, 60, "candidate event not read")
         time.sleep(2.5)  # two more topic checks: none may re-assign the scored topic
         assert feed.status.read == len(demo_scored()) + 1 and window.repeats == 0
         assert {r.candid for r in window.alerts()} == {candid_of(m) for m in demo_scored()}
@@ -58,7 +51,7 @@ def test_feed_starts_no_further_back_than_the_count(kafka: LocalKafka) -> None:
     feed = WindowFeed(window, kafka.bootstrap, {}, scored, None)
     feed.start()
     try:
-        _until(lambda: len(window) == 10, 60, "window not filled")
+        until(lambda: len(window) == 10, 60, "window not filled")
         time.sleep(1.0)
         assert feed.status.read == 10  # started 10 messages before the end
         assert [r.candid for r in window.alerts()] == [candid_of(m) for m in demo_scored()[-10:]]

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from kafka_helpers import create_topic, free_port, read_topic, unique
 from local_kafka import LocalKafka
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from tests.probes import http_get, until
 
 from btsbot_stream.stream.health import HealthServer
 from btsbot_stream.stream.publish import OutputMessage
@@ -43,24 +42,9 @@ EVENTS = [
 ]
 
 
-def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def _samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the /metrics page, by name and labels."""
-    code, text = _get(f"{base}/metrics")
+    code, text = http_get(f"{base}/metrics")
     assert code == 200
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -155,20 +139,20 @@ def test_ready_once_caught_up_and_the_metrics_count_the_window(
         f: _value("btsbot_web_feed_bytes_total", feed=f) for f in ("scored", "candidates")
     }
     # 29 alerts in 2 partitions and 2 events in 1 when they were assigned, 5 read since
-    _until(lambda: held.taken == 5, 60, "the feed did not start reading")
-    _until(lambda: "26 messages" in _get(f"{base}/readyz")[1], 30, "no progress shown")
-    code, body = _get(f"{base}/readyz")
+    until(lambda: held.taken == 5, 60, "the feed did not start reading")
+    until(lambda: "26 messages" in http_get(f"{base}/readyz")[1], 30, "no progress shown")
+    code, body = http_get(f"{base}/readyz")
     assert code == 503, body
     assert "not ready: starting: reading the window: 26 messages in " in body
     assert _samples(base)[("btsbot_not_ready", (("cause", "starting"),))] == 1
     assert client.get("/healthz").status_code == 200  # alive, only not ready
     held.let_go()
-    _until(lambda: _get(f"{base}/readyz")[0] == 200, 60, "not ready after reading everything")
-    assert "ready=True assigned_partitions=3" in _get(f"{base}/readyz")[1]
+    until(lambda: http_get(f"{base}/readyz")[0] == 200, 60, "not ready after reading everything")
+    assert "ready=True assigned_partitions=3" in http_get(f"{base}/readyz")[1]
     assert client.get("/api/status").json()["feed"]["caught_up"] is True
 
     # /metrics against what was published (read here, not from the window)
-    _until(lambda: _samples(base)[("btsbot_web_feed_lag", (("feed", "scored"),))] == 0, 30, "lag")
+    until(lambda: _samples(base)[("btsbot_web_feed_lag", (("feed", "scored"),))] == 0, 30, "lag")
     samples = _samples(base)
     objects = {record_of(m)["objectId"] for m in demo_scored()}
     assert samples[("btsbot_web_window_alerts", ())] == len(demo_scored()) == 29
@@ -195,16 +179,16 @@ def test_ready_once_caught_up_and_the_metrics_count_the_window(
     held.hold_after(0)
     more = [variant(demo_scored()[i], 10**17 + i) for i in range(4)]
     publish(kafka.bootstrap, names["scored"], more, partitions=None)
-    _until(
+    until(
         lambda: _samples(base)[("btsbot_web_feed_lag", (("feed", "scored"),))] == 4,
         30,
         "the lag of the held feed",
     )
     for _ in range(10):  # the feed's loop runs on meanwhile, every 0.5 s
-        assert _get(f"{base}/readyz")[0] == 200
+        assert http_get(f"{base}/readyz")[0] == 200
         time.sleep(0.2)
     held.let_go()
-    _until(lambda: _samples(base)[("btsbot_web_window_alerts", ())] == 33, 30, "newer alerts")
+    until(lambda: _samples(base)[("btsbot_web_window_alerts", ())] == 33, 30, "newer alerts")
 
 
 def test_a_start_reads_no_more_than_the_window_over_all_partitions(kafka: LocalKafka) -> None:
@@ -220,7 +204,7 @@ def test_a_start_reads_no_more_than_the_window_over_all_partitions(kafka: LocalK
     feed = WindowFeed(window, kafka.bootstrap, {}, scored, None)
     feed.start()
     try:
-        _until(lambda: feed.catch_up.done, 60, "not caught up")
+        until(lambda: feed.catch_up.done, 60, "not caught up")
     finally:
         feed.stop()
     rows = window.alerts()
@@ -248,7 +232,7 @@ def test_list_rows_take_the_scores_from_the_headers(
     monkeypatch.setattr(feed._reader, "read", lambda v: whole_reads.append(v) or read_whole(v))
     feed.start()
     try:
-        _until(lambda: feed.catch_up.done, 60, "not caught up")
+        until(lambda: feed.catch_up.done, 60, "not caught up")
     finally:
         feed.stop()
     assert len(whole_reads) == 1 + len(bare)  # the first alert (a new model), the bare ones
@@ -274,21 +258,21 @@ def test_not_ready_while_the_broker_is_away(tmp_path: Path) -> None:
             base = f"http://127.0.0.1:{server.port}"
             feed.start()
             try:
-                _until(lambda: _get(f"{base}/readyz")[0] == 200, 60, "never ready")
+                until(lambda: http_get(f"{base}/readyz")[0] == 200, 60, "never ready")
                 errors = _value("btsbot_web_feed_errors_total", kind="unreachable")
                 broker.stop()
-                _until(
-                    lambda: "brokers_unreachable" in _get(f"{base}/readyz")[1],
+                until(
+                    lambda: "brokers_unreachable" in http_get(f"{base}/readyz")[1],
                     60,
                     "still ready without a broker",
                 )
-                code, body = _get(f"{base}/readyz")
+                code, body = http_get(f"{base}/readyz")
                 assert code == 503
                 assert "not ready: brokers_unreachable: no broker connection up" in body
                 assert "starting" not in body  # the window was read: only the broker is away
                 assert _value("btsbot_web_feed_errors_total", kind="unreachable") > errors
                 broker.start(timeout=180)
-                _until(lambda: _get(f"{base}/readyz")[0] == 200, 120, "not ready again")
+                until(lambda: http_get(f"{base}/readyz")[0] == 200, 120, "not ready again")
                 assert len(window) == 6
             finally:
                 feed.stop()
