@@ -89,13 +89,33 @@ def packets(
 
 
 def rss_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    """Resident memory of a process and its live children (the preparation workers),
+    in KiB; pages they share are counted once per process, so this is an upper bound."""
+    total = None
+    for one in [pid, *children(pid)]:
+        try:
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total = (total or 0) + int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """Descendants of a process (Linux /proc), children first."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:  # the main thread's children: the fork server and, under it, the workers
+            kids = [
+                int(c) for c in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            ]
+        except OSError:
+            continue
+        found += kids
+        todo += kids
+    return found
 
 
 class Instance:
@@ -211,7 +231,8 @@ def main() -> None:
     warm = [r for t, r in last if t - last[0][0] > 60] if last else []
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="minutes"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (loaded machine, preliminary)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_end": os.getloadavg(),  # 1, 5 and 15 minutes: was the machine shared?
         "command": " ".join(sys.argv),
         "alerts": len(expected),
         "hostile": len(hostile_sent),
