@@ -44,13 +44,7 @@ from btsbot_stream.workers import Decoding, InlinePreparer
     show_envvar=True,
     help="--replay: JSON-lines file of candidate events ('-' for standard output).",
 )
-@click.option(
-    "--exit-when-idle",
-    type=click.FloatRange(min=0),
-    envvar="BTSBOT_EXIT_WHEN_IDLE",
-    show_envvar=True,
-    help="Exit cleanly after this many seconds without input (backfills, tests).",
-)
+@options.exit_when_idle
 @options.engine_options
 @options.schema_dir
 @options.schema_registry

@@ -112,6 +112,13 @@ schema_dir = click.option(
     show_envvar=True,
     help="Schemas for Confluent wire-format messages: <dir>/<id>.avsc or <dir>/<id>/alert.avsc.",
 )
+exit_when_idle = click.option(
+    "--exit-when-idle",
+    type=click.FloatRange(min=0),
+    envvar="BTSBOT_EXIT_WHEN_IDLE",
+    show_envvar=True,
+    help="Exit cleanly after this many seconds without input (backfills, tests).",
+)
 schema_registry = click.option(
     "--schema-registry",
     envvar="BTSBOT_SCHEMA_REGISTRY",

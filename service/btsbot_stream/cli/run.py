@@ -12,13 +12,7 @@ from btsbot_stream.cli import options
 
 @click.command()
 @options.config_file("the whole service")
-@click.option(
-    "--exit-when-idle",
-    type=click.FloatRange(min=0),
-    envvar="BTSBOT_EXIT_WHEN_IDLE",
-    show_envvar=True,
-    help="Exit cleanly after this many seconds without input (backfills, tests).",
-)
+@options.exit_when_idle
 def run(config_path: Path | None, exit_when_idle: float | None) -> None:
     """Consume ZTF alerts from Kafka, score them, publish every one with its scores.
 
