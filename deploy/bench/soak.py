@@ -44,20 +44,8 @@ from btsbot_stream.stream.summary import read_to_end
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "kafka"))
+from good_alerts import good_alerts  # noqa: E402
 from local_kafka import LocalKafka, _free_port  # noqa: E402
-
-
-def originals(root: Path) -> list[tuple[Any, dict[str, Any]]]:
-    out = []
-    for path in sorted(root.rglob("*.avro")):
-        if "odd" in path.parts:
-            continue
-        with path.open("rb") as fh:
-            reader = fastavro.reader(fh)
-            (record,) = reader
-            if record["cutoutScience"]["stampData"][:2] != b"\xff\xd8":
-                out.append((reader.writer_schema, record))
-    return out
 
 
 def hostile(i: int, good: bytes, schema: Any, rng: random.Random) -> bytes:
@@ -142,7 +130,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     root = args.shared / "data/ztf/alerts" if args.shared else REPO / "deploy/demo/alerts"
-    base = originals(root)
+    base = good_alerts(root)
     tmp = Path(tempfile.mkdtemp(prefix="btsbot-soak-"))
     rng = random.Random(args.seed)
     expected: set[int] = set()

@@ -44,20 +44,13 @@ from btsbot_stream.stream.replay import replay
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "kafka"))
+from good_alerts import good_alerts  # noqa: E402
 from local_kafka import LocalKafka, _free_port  # noqa: E402
 
 
 def make_alerts(source: Path, count: int, folder: Path) -> list[bytes]:
     """``count`` real alerts (good ones, repeated under new candids), as packets."""
-    originals = []
-    for path in sorted(source.rglob("*.avro")):
-        if "odd" in path.parts:  # the demo sample's damaged packets: not alerts to time
-            continue
-        with path.open("rb") as fh:
-            reader = fastavro.reader(fh)
-            (record,) = reader
-            if record["cutoutScience"]["stampData"][:2] != b"\xff\xd8":
-                originals.append((reader.writer_schema, record))
+    originals = good_alerts(source)
     packets = []
     for i in range(count):
         schema, record = originals[i % len(originals)]
