@@ -35,6 +35,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from proc_tree import cpu_seconds as process_cpu_seconds
+
 from btsbot_stream.alerts.avro import AlertDecoder
 from btsbot_stream.alerts.sources import expand, read_items
 from btsbot_stream.config import EngineSettings, PreparationSettings
@@ -43,7 +45,6 @@ from btsbot_stream.workers import Decoding, Preparer, make_preparer, prepare_ahe
 from btsbot_stream.workers.cores import resolve_processes
 
 REPO = Path(__file__).resolve().parents[2]
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def inputs(paths: list[Path], copies: int) -> list[bytes]:
@@ -76,14 +77,8 @@ def score_all(blobs: list[bytes], preparer: Preparer, scorer: Scorer, size: int)
 
 def cpu_seconds(preparer: Any) -> float:
     """CPU time of this process and of its preparation workers (Linux /proc)."""
-    total = time.process_time()
-    for pid in getattr(preparer, "pids", list)():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    pids = getattr(preparer, "pids", list)()
+    return time.process_time() + sum(process_cpu_seconds(pid) for pid in pids)
 
 
 def timed(fn: Callable[[], object], preparer: Any) -> tuple[float, float]:

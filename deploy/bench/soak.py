@@ -46,6 +46,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "kafka"))
 from good_alerts import good_alerts  # noqa: E402
 from local_kafka import LocalKafka, _free_port  # noqa: E402
+from proc_tree import tree_rss_kib  # noqa: E402
 
 
 def hostile(i: int, good: bytes, schema: Any, rng: random.Random) -> bytes:
@@ -74,36 +75,6 @@ def packets(
         yield buf.getvalue(), candid
         if every and i % every == every - 1:
             yield hostile(i // every, buf.getvalue(), schema, rng), None
-
-
-def rss_kib(pid: int) -> int | None:
-    """Resident memory of a process and its live children (the preparation workers),
-    in KiB; pages they share are counted once per process, so this is an upper bound."""
-    total = None
-    for one in [pid, *children(pid)]:
-        try:
-            for line in Path(f"/proc/{one}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total = (total or 0) + int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def children(pid: int) -> list[int]:
-    """Descendants of a process (Linux /proc), children first."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:  # the main thread's children: the fork server and, under it, the workers
-            kids = [
-                int(c) for c in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-            ]
-        except OSError:
-            continue
-        found += kids
-        todo += kids
-    return found
 
 
 class Instance:
@@ -182,7 +153,7 @@ def main() -> None:
     while time.monotonic() - started < args.timeout:
         now = time.monotonic() - started
         current = instances[-1]
-        rss = rss_kib(current.proc.pid)
+        rss = tree_rss_kib(current.proc.pid)
         if rss is not None:
             current.samples.append((now, rss))
         done = outputs_written(bootstrap, out)

@@ -46,6 +46,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "kafka"))
 from good_alerts import good_alerts  # noqa: E402
 from local_kafka import LocalKafka, _free_port  # noqa: E402
+from proc_tree import tree_cpu  # noqa: E402
 
 
 def make_alerts(source: Path, count: int, folder: Path) -> list[bytes]:
@@ -62,29 +63,6 @@ def make_alerts(source: Path, count: int, folder: Path) -> list[bytes]:
         if i < 2000:  # enough for the file-based comparison
             (folder / f"{i}.avro").write_bytes(buf.getvalue())
     return packets
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process and its live descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / TICKS
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total
 
 
 class CpuSampler(threading.Thread):
